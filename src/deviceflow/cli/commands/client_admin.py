@@ -1,0 +1,71 @@
+"""``deviceflow client``: the applications (devices, CLIs, agents) that may ask for codes."""
+
+from __future__ import annotations
+
+import click
+
+from ...protocol.models import GRANT_SHORT_NAMES as _GRANTS
+from ._admin import db_option, run_admin
+
+
+@click.group("client")
+def command() -> None:
+    """Manage OAuth clients."""
+
+
+@command.command("add")
+@click.argument("client_id")
+@click.option("--name", required=True, help="Display name shown on the consent page.")
+@click.option("--public/--confidential", "public", default=True, show_default=True,
+              help="Public clients (CLIs, TVs) have no secret; confidential ones get one.")
+@click.option("--grant", "grants", multiple=True, type=click.Choice(sorted(_GRANTS)),
+              help="Grant the client may use; repeat. Off unless granted.")
+@click.option("--scope", "scopes", multiple=True, metavar="SCOPE",
+              help="Scope the client may ask for; repeat. Default: openid profile.")
+@click.option("--expires-in", type=click.IntRange(30, 3600), default=None, metavar="SECONDS",
+              help="Device code lifetime for this client (default: the server's).")
+@db_option
+def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
+        scopes: tuple[str, ...], expires_in: int | None, db: str | None) -> None:
+    """Register a client. A confidential client's secret is printed once and stored hashed."""
+    from ...protocol.models import ClientType
+
+    client_type = ClientType.PUBLIC if public else ClientType.CONFIDENTIAL
+    client, secret = run_admin(db, lambda admin: admin.add_client(
+        client_id, name, client_type, [_GRANTS[g] for g in grants],
+        list(scopes) or ["openid", "profile"], expires_in,
+    ))
+    click.echo(f"Added {client_type} client {client.client_id}.", err=True)
+    if not grants:
+        click.echo("Note: no grants given, so this client cannot get tokens yet "
+                   "(add it again with --grant device_code).", err=True)
+    if secret is not None:
+        click.echo("Client secret (shown once; store it now):", err=True)
+        click.echo(secret)
+
+
+@command.command("list")
+@db_option
+def list_(db: str | None) -> None:
+    """List clients."""
+    clients = run_admin(db, lambda admin: admin.list_clients())
+    if not clients:
+        click.echo("No clients. Add one with: deviceflow client add ID --name NAME "
+                   "--grant device_code", err=True)
+        return
+    short = {v: k for k, v in _GRANTS.items()}
+    click.echo(f"{'CLIENT ID':<24} {'TYPE':<13} {'GRANTS':<28} {'SCOPES':<32} NAME")
+    for c in clients:
+        grants = ",".join(sorted(short.get(g, g) for g in c.grant_types)) or "-"
+        click.echo(f"{c.client_id:<24} {c.client_type.value:<13} {grants:<28} "
+                   f"{' '.join(sorted(c.scopes)):<32} {c.name}")
+
+
+@command.command("remove")
+@click.argument("client_id")
+@db_option
+def remove(client_id: str, db: str | None) -> None:
+    """Remove a client."""
+    if not run_admin(db, lambda admin: admin.remove_client(client_id)):
+        raise click.ClickException(f"no client {client_id!r}")
+    click.echo(f"Removed client {client_id}.", err=True)

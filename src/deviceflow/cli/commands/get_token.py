@@ -1,0 +1,198 @@
+"""``deviceflow get-token``: print an access token, signing in with the device flow if needed.
+
+Options → run → typed result → renderer: ``run`` returns a ``TokenResult``; ``render`` prints the
+token (text) or its JSON on stdout, and nothing else goes to stdout. A cached token with more than
+a minute left is usually answered by cli/fastpath.py before this module is even imported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import click
+
+from deviceflow.cli.common import (
+    env_of,
+    output_option,
+    profile_option,
+    resolve_profile,
+    split_scopes,
+    token_cache,
+)
+from deviceflow.cli.context import Env
+from deviceflow.cli.exit_codes import CliError, ExitCode
+from deviceflow.cli.fastpath import token_json
+from deviceflow.cli.signin import make_view
+from deviceflow.client.errors import CacheCorruptError, CancelledByUserError
+
+__all__ = ["GetTokenOptions", "TokenResult", "command", "render", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class GetTokenOptions:
+    profile: str | None = None
+    scopes: tuple[str, ...] = ()
+    audience: str | None = None
+    output: str = "text"
+    force: bool = False
+    show_qr: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    profile: str
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_at: float | None
+    scope: tuple[str, ...] | None
+    id_token: str | None = field(repr=False)
+
+
+def run(env: Env, options: GetTokenOptions) -> TokenResult:
+    from deviceflow.client.sync import DeviceFlowClient
+
+    _profiles, profile = resolve_profile(env, options.profile)
+    cache = token_cache(env)
+    secret = cache.load_secret(profile.name) if profile.has_client_secret else None
+    if profile.has_client_secret and secret is None:
+        raise CliError(
+            f"Profile '{profile.name}' needs its client secret, which is missing from the token "
+            f"store; set it again with 'deviceflow update-profile --name {profile.name} "
+            "--client-secret-stdin'.",
+            ExitCode.CONFIG,
+        )
+    view = make_view(env, show_qr=options.show_qr)
+    force = options.force
+    with DeviceFlowClient(
+        profile,
+        cache=cache,
+        client_secret=secret,
+        on_event=view.on_event,
+        on_notice=env.say,
+    ) as client:
+        while True:
+            try:
+                try:
+                    token = client.get_token(
+                        options.scopes,
+                        audience=options.audience,
+                        force=force,
+                        timeout=options.timeout,
+                    )
+                finally:
+                    view.close()
+                break
+            except KeyboardInterrupt:
+                raise CancelledByUserError() from None
+            except CacheCorruptError as exc:
+                env.say(str(exc))
+                if force or not _offer_fresh_sign_in(env):
+                    raise CliError(
+                        "Not signing in while the token cache is unusable.", ExitCode.CACHE
+                    ) from None
+                force = True
+        record = client.options.cache.load(profile.cache_key) if client.options.cache else None
+    view.succeeded(profile.name)
+    return TokenResult(
+        profile=profile.name,
+        access_token=token.access_token,
+        token_type=token.token_type,
+        expires_at=token.expires_at,
+        scope=token.scope,
+        id_token=record.id_token if record is not None else token.id_token,
+    )
+
+
+def _offer_fresh_sign_in(env: Env) -> bool:
+    if not env.can_prompt:
+        return False
+    return click.confirm("Sign in again and replace it?", default=False, err=True)
+
+
+def render(env: Env, result: TokenResult, output: str) -> None:
+    if output == "json":
+        env.out(
+            token_json(
+                access_token=result.access_token,
+                token_type=result.token_type,
+                expires_at=result.expires_at,
+                scope=result.scope,
+                id_token=result.id_token,
+                profile=result.profile,
+                now=time.time(),
+            )
+        )
+    else:
+        env.out(result.access_token + "\n")
+
+
+@click.command(
+    "get-token",
+    epilog="""\b
+Examples:
+  deviceflow get-token --flow device-code --profile myapp
+  deviceflow get-token --scope https://graph.microsoft.com/User.Read
+  TOKEN=$(deviceflow get-token --output json | jq -r .access_token)
+
+A cached token valid for more than a minute is printed at once; otherwise the refresh token is
+used silently; otherwise the device flow runs and the sign-in instructions appear on stderr.""",
+)
+@profile_option
+@click.option(
+    "--flow",
+    type=click.Choice(["device-code"]),
+    default=None,
+    help="How to sign in (default: the profile's default flow, device-code).",
+)
+@click.option(
+    "--scope",
+    "-s",
+    "scopes",
+    multiple=True,
+    metavar="SCOPE",
+    help="Scope to request; repeat for several (default: the profile's scopes).",
+)
+@click.option("--audience", metavar="AUDIENCE", help="API audience to request (Auth0).")
+@output_option
+@click.option("--force", is_flag=True, help="Ignore cached and refresh tokens; sign in again.")
+@click.option("--no-qr", is_flag=True, help="Don't draw the QR code.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Give up waiting for the sign-in after this many seconds (default: when the code "
+    "expires).",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    profile_name: str | None,
+    flow: str | None,
+    scopes: tuple[str, ...],
+    audience: str | None,
+    output: str,
+    force: bool,
+    no_qr: bool,
+    timeout: float | None,
+) -> int:
+    """Print an access token for a profile (stdout); sign in with the device flow if needed.
+
+    --output text prints the token alone; --output json prints access_token, token_type,
+    expires_at (ISO 8601 UTC), expires_in, scope, id_token (when present) and profile. The
+    refresh token is never printed.
+    """
+    env = env_of(ctx)
+    options = GetTokenOptions(
+        profile=profile_name,
+        scopes=split_scopes(scopes),
+        audience=audience,
+        output=output,
+        force=force,
+        show_qr=not no_qr,
+        timeout=timeout,
+    )
+    result = run(env, options)
+    render(env, result, output)
+    return int(ExitCode.OK)

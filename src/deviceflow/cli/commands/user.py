@@ -1,0 +1,62 @@
+"""``deviceflow user``: the people who may sign in on the verification pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from ._admin import db_option, read_password, run_admin
+
+
+@click.group("user")
+def command() -> None:
+    """Manage the people who may sign in."""
+
+
+@command.command("add")
+@click.argument("username")
+@click.option("--name", default="", help="Display name (default: the username).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@db_option
+def add(username: str, name: str, password_stdin: bool, db: str | None) -> None:
+    """Add a user; the password is asked for (or read from stdin), stored with argon2id."""
+    password = read_password(password_stdin)
+    user = run_admin(db, lambda admin: admin.add_user(username, password, name))
+    click.echo(f"Added user {user.username} (sub {user.user_id}).", err=True)
+
+
+@command.command("list")
+@db_option
+def list_(db: str | None) -> None:
+    """List users."""
+    users = run_admin(db, lambda admin: admin.list_users())
+    if not users:
+        click.echo("No users. Add one with: deviceflow user add NAME", err=True)
+        return
+    click.echo(f"{'USERNAME':<24} {'NAME':<24} {'SUB':<34} CREATED")
+    for u in users:
+        created = dt.datetime.fromtimestamp(u.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{u.username:<24} {u.name:<24} {u.user_id:<34} {created}")
+
+
+@command.command("remove")
+@click.argument("username")
+@db_option
+def remove(username: str, db: str | None) -> None:
+    """Remove a user."""
+    if not run_admin(db, lambda admin: admin.remove_user(username)):
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"Removed user {username}.", err=True)
+
+
+@command.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@db_option
+def passwd(username: str, password_stdin: bool, db: str | None) -> None:
+    """Set a user's password."""
+    password = read_password(password_stdin)
+    if not run_admin(db, lambda admin: admin.set_password(username, password)):
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"Password changed for {username}.", err=True)

@@ -1,0 +1,102 @@
+"""Pieces the user commands share: options, profile lookup, the token cache, prompting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import click
+
+from deviceflow.cli.context import Env
+from deviceflow.cli.exit_codes import CliError, ExitCode
+from deviceflow.client.cache import StoreKind, TokenCache
+from deviceflow.client.profiles import Profile, ProfilesFile, ProfileStore
+
+__all__ = [
+    "F",
+    "env_of",
+    "output_option",
+    "profile_option",
+    "profile_store",
+    "resolve_profile",
+    "split_scopes",
+    "token_cache",
+]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def env_of(ctx: click.Context) -> Env:
+    obj = ctx.find_object(Env)
+    if obj is None:
+        raise RuntimeError("the deviceflow group did not set up its environment")
+    return obj
+
+
+def profile_option(func: F) -> F:
+    decorated: F = click.option(
+        "--profile",
+        "-p",
+        "profile_name",
+        metavar="NAME",
+        help="Profile to use (default: $DEVICEFLOW_PROFILE, else the default profile).",
+    )(func)
+    return decorated
+
+
+def output_option(func: F) -> F:
+    decorated: F = click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )(func)
+    return decorated
+
+
+def split_scopes(values: Iterable[str]) -> tuple[str, ...]:
+    """--scope may be repeated and each value may hold several space-separated scopes."""
+    seen: list[str] = []
+    for value in values:
+        for scope in value.split():
+            if scope not in seen:
+                seen.append(scope)
+    return tuple(seen)
+
+
+def profile_store(env: Env) -> ProfileStore:
+    return ProfileStore(env.settings.config_dir)
+
+
+def resolve_profile(env: Env, name: str | None) -> tuple[ProfilesFile, Profile]:
+    profiles = profile_store(env).load()
+    chosen = name or profiles.resolve_default(env.settings.profile)
+    if chosen is None:
+        if not profiles.profiles:
+            raise CliError(
+                "No profiles yet; create one with "
+                "'deviceflow create-profile --name NAME --client-id ID'.",
+                ExitCode.CONFIG,
+            )
+        raise CliError(
+            "Several profiles and no default: pass --profile NAME or set DEVICEFLOW_PROFILE "
+            f"(profiles: {', '.join(profiles.names())}).",
+            ExitCode.CONFIG,
+        )
+    return profiles, profiles.get(chosen)
+
+
+def token_cache(env: Env, *, notify: bool = True) -> TokenCache:
+    return TokenCache(
+        env.settings.data_dir,
+        StoreKind(env.settings.token_store),
+        notify=env.say if notify else None,
+    )
+
+
+def confirm(env: Env, question: str, *, default: bool = False) -> bool:
+    if not env.can_prompt:
+        return False
+    return click.confirm(question, default=default, err=True)

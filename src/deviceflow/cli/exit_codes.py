@@ -1,0 +1,59 @@
+"""Exit codes of the ``deviceflow`` command (documented in docs/cli.md).
+
+Stable: scripts branch on them. 2 is click's usage error; 130 is the shell convention for SIGINT
+(128 + 2).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["CliError", "ExitCode", "exit_code_for"]
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1  # anything not listed below
+    USAGE = 2  # bad options or arguments, or a needed answer with no terminal to ask on
+    CONFIG = 3  # missing/invalid profile or configuration, insecure issuer
+    ACCESS_DENIED = 4  # the person denied the sign-in
+    EXPIRED = 5  # the device code expired, or --timeout ran out
+    NETWORK = 6  # the server could not be reached
+    SERVER = 7  # the server refused the request or answered something invalid
+    CACHE = 8  # the token cache is unreadable/corrupt, or the required keyring is unavailable
+    NOT_A_JWT = 9  # inspect: the token cannot be decoded
+    NOT_SIGNED_IN = 10  # status/inspect: no cached token for the profile
+    CANCELLED = 130  # Ctrl+C
+
+
+class CliError(Exception):
+    """A failure with its sentence and exit code, raised by commands and shown by main."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The documented exit code for a client error."""
+    from deviceflow.client import errors
+
+    table: tuple[tuple[type[BaseException], ExitCode], ...] = (
+        (CliError, ExitCode.FAILURE),
+        (errors.CancelledByUserError, ExitCode.CANCELLED),
+        (errors.AccessDeniedError, ExitCode.ACCESS_DENIED),
+        (errors.ExpiredTokenError, ExitCode.EXPIRED),
+        (errors.TimedOutError, ExitCode.EXPIRED),
+        (errors.CacheError, ExitCode.CACHE),
+        (errors.ConfigurationError, ExitCode.CONFIG),
+        (errors.NetworkError, ExitCode.NETWORK),
+        (errors.DiscoveryError, ExitCode.SERVER),
+        (errors.ServerResponseError, ExitCode.SERVER),
+        (errors.OAuthError, ExitCode.SERVER),
+    )
+    if isinstance(exc, CliError):
+        return exc.code
+    for cls, code in table:
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.FAILURE

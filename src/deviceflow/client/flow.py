@@ -1,0 +1,530 @@
+"""The client side of the device authorization grant, written once, sans-I/O.
+
+Implements RFC 8628 §3.1-§3.5 (device authorization request, polling), RFC 6749 §6 (refresh),
+RFC 7009 §2 (revocation); discovery.py holds the discovery flow. Each flow is a generator that
+yields events and receives replies:
+
+- ``SendRequest`` → the driver sends it and replies with an ``HttpResponse`` or a
+  ``TransportFailure``;
+- ``Sleep`` → the driver waits that long and replies ``None``;
+- ``ShowCode`` → the driver shows the code to the person and replies ``None``.
+
+Time comes from an injected ``Clock``; the flows never touch the network, the clock or a terminal
+themselves (the design of encode/httpx's ``Auth.auth_flow``).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, TypeAlias, TypeVar
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from deviceflow.client.errors import (
+    ExpiredTokenError,
+    InsecureIssuerError,
+    InvalidGrantError,
+    InvalidScopeError,
+    NetworkError,
+    OAuthError,
+    ServerResponseError,
+    TimedOutError,
+    UnauthorizedClientError,
+    oauth_error_for,
+)
+from deviceflow.client.providers import Quirks
+from deviceflow.client.tokens import (
+    DeviceCode,
+    TokenSet,
+    parse_device_code,
+    parse_number,
+    parse_token_response,
+    strip_control,
+)
+
+__all__ = [
+    "DEVICE_CODE_GRANT_TYPE",
+    "ClientAuth",
+    "Clock",
+    "Event",
+    "Flow",
+    "HttpRequest",
+    "HttpResponse",
+    "Reply",
+    "SendRequest",
+    "ServerMetadata",
+    "ShowCode",
+    "Sleep",
+    "SleepReason",
+    "TransportFailure",
+    "check_secure_url",
+    "device_flow",
+    "json_object",
+    "obtain_token",
+    "refresh",
+    "revoke",
+    "send_with_retry",
+]
+
+DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+SLOW_DOWN_STEP = 5.0  # RFC 8628 §3.5: "the interval MUST be increased by 5 seconds"
+# A margin over the server's interval for clock drift: virtualised clocks (WSL, VMs) can run
+# ~10-30% fast and earn endless slow_down answers (cli/oauth device/device_flow.go, cli/cli#9370).
+INTERVAL_MARGIN = 1.1
+INTERVAL_MARGIN_AFTER_SLOW_DOWN = 1.2
+MAX_BACKOFF = 60.0
+_SECRET_FIELDS = frozenset(
+    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code"}
+)
+
+
+# --- what the drivers exchange with the flows ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    form: tuple[tuple[str, str], ...] | None = None
+
+    def redacted_form(self) -> str:
+        """The form for debug output: values of secret fields replaced by ``***``."""
+        if self.form is None:
+            return ""
+        return "&".join(
+            f"{k}={'***' if k in _SECRET_FIELDS else quote(v, safe=' :')}" for k, v in self.form
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.url} {self.redacted_form()})"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = field(default=b"", repr=False)
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """The request did not get an HTTP response (refused, reset, DNS, timeout)."""
+
+    reason: str
+
+
+class SleepReason(StrEnum):
+    POLL = "poll"  # waiting the polling interval
+    SLOW_DOWN = "slow_down"  # the server asked to slow down; the interval grew
+    BACKOFF = "backoff"  # a transient error; retrying later
+    EXPIRY = "expiry"  # waiting out the last seconds before the code expires
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    request: HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+    reason: SleepReason = SleepReason.POLL
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowCode:
+    device_code: DeviceCode
+
+
+Event: TypeAlias = SendRequest | Sleep | ShowCode
+Reply: TypeAlias = HttpResponse | TransportFailure | None
+T = TypeVar("T")
+Flow: TypeAlias = Generator[Event, Reply, T]
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+
+# --- server and client descriptions ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMetadata:
+    """The subset of RFC 8414 §2 / OIDC Discovery §3 metadata the client uses."""
+
+    issuer: str
+    token_endpoint: str
+    device_authorization_endpoint: str
+    revocation_endpoint: str | None = None
+    jwks_uri: str | None = None
+    userinfo_endpoint: str | None = None
+    token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    """RFC 6749 §2.3.1 client authentication; a public client has no secret."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    method: str = "client_secret_basic"
+
+    def apply(self, form: list[tuple[str, str]], headers: list[tuple[str, str]]) -> None:
+        if self.client_secret is None:
+            # RFC 8628 §3.1 / RFC 6749 §3.2.1: a public client identifies itself by client_id.
+            form.insert(0, ("client_id", self.client_id))
+        elif self.method == "client_secret_post":
+            form.insert(0, ("client_id", self.client_id))
+            form.insert(1, ("client_secret", self.client_secret))
+        else:
+            # RFC 6749 §2.3.1: id and secret are form-urlencoded before base64 (Appendix B).
+            pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+            basic = base64.b64encode(pair.encode()).decode("ascii")
+            headers.append(("Authorization", f"Basic {basic}"))
+            form.insert(0, ("client_id", self.client_id))
+
+
+def choose_secret_method(metadata: ServerMetadata, quirks: Quirks) -> str:
+    supported = metadata.token_endpoint_auth_methods_supported
+    if not supported:
+        return quirks.secret_auth_method
+    for method in (quirks.secret_auth_method, "client_secret_basic", "client_secret_post"):
+        if method in supported:
+            return method
+    return quirks.secret_auth_method
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure_url(url: str) -> str:
+    """RFC 8414 §2 / RFC 6749 §3.1: endpoints use TLS; plain http only on loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InsecureIssuerError(url)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InsecureIssuerError(url)
+    return url
+
+
+_BASE_HEADERS: tuple[tuple[str, str], ...] = (
+    # GitHub answers form-encoded unless asked for JSON ("Authorizing OAuth apps", device flow
+    # step 1: "you can receive the response in different formats depending on the Accept header").
+    ("Accept", "application/json"),
+)
+
+
+def _post(url: str, fields: list[tuple[str, str]], auth: ClientAuth | None) -> HttpRequest:
+    headers = list(_BASE_HEADERS)
+    form = list(fields)
+    if auth is not None:
+        auth.apply(form, headers)
+    return HttpRequest("POST", url, tuple(headers), tuple(form))
+
+
+def _send(request: HttpRequest) -> Generator[Event, Reply, HttpResponse | TransportFailure]:
+    reply = yield SendRequest(request)
+    if not isinstance(reply, HttpResponse | TransportFailure):
+        raise TypeError("a driver must answer SendRequest with HttpResponse or TransportFailure")
+    return reply
+
+
+def _is_transient(reply: HttpResponse | TransportFailure) -> bool:
+    return isinstance(reply, TransportFailure) or reply.status == 429 or reply.status >= 500
+
+
+def _retry_after(reply: HttpResponse | TransportFailure) -> float | None:
+    if isinstance(reply, HttpResponse):
+        value = reply.header("Retry-After")
+        if value and value.strip().isdigit():
+            return float(value.strip())
+    return None
+
+
+def _describe(reply: HttpResponse | TransportFailure, url: str) -> str:
+    if isinstance(reply, TransportFailure):
+        return f"Could not reach {url}: {reply.reason}."
+    return f"The server at {url} answered HTTP {reply.status}."
+
+
+def send_with_retry(
+    request: HttpRequest, *, attempts: int = 3, first_delay: float = 1.0
+) -> Generator[Event, Reply, HttpResponse]:
+    """Send, retrying transient failures (no response, 429, 5xx) with exponential backoff."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        reply = yield from _send(request)
+        if not _is_transient(reply):
+            assert isinstance(reply, HttpResponse)
+            return reply
+        if attempt == attempts:
+            if isinstance(reply, TransportFailure):
+                raise NetworkError(_describe(reply, request.url))
+            error = _error_from(reply, {})
+            if error is not None:
+                raise error
+            raise ServerResponseError(_describe(reply, request.url))
+        wait = _retry_after(reply) or delay
+        yield Sleep(min(wait, MAX_BACKOFF), SleepReason.BACKOFF, _describe(reply, request.url))
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def json_object(response: HttpResponse) -> Mapping[str, object] | None:
+    """The body as an object: JSON, or form-encoded (GitHub without an Accept header)."""
+    content_type = (response.header("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(response.body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            return None
+    try:
+        value = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _error_from(response: HttpResponse, aliases: dict[str, str]) -> OAuthError | None:
+    """RFC 6749 §5.2 error object. Looked for at any status: GitHub sends its device flow errors
+    with HTTP 200 ("Authorizing OAuth apps", "Error codes for the device flow"), Google sends
+    authorization_pending as 428 and slow_down as 403 (Google's device flow docs)."""
+    data = json_object(response)
+    if data is None:
+        return None
+    error = data.get("error")
+    if not isinstance(error, str) or not error:
+        return None
+    description = data.get("error_description")
+    return oauth_error_for(
+        strip_control(error)[:100],
+        strip_control(description)[:300] if isinstance(description, str) else None,
+        aliases,
+    )
+
+
+def _success_object(
+    response: HttpResponse, url: str, aliases: dict[str, str]
+) -> Mapping[str, object]:
+    error = _error_from(response, aliases)
+    if error is not None:
+        raise error
+    if response.status != 200:
+        raise ServerResponseError(_describe(response, url))
+    data = json_object(response)
+    if data is None:
+        raise ServerResponseError(f"The server at {url} did not answer with a JSON object.")
+    return data
+
+
+# --- RFC 8628: device authorization and polling ----------------------------------------------
+
+
+def device_flow(
+    metadata: ServerMetadata,
+    auth: ClientAuth,
+    scopes: tuple[str, ...],
+    clock: Clock,
+    *,
+    quirks: Quirks | None = None,
+    extra_params: tuple[tuple[str, str], ...] = (),
+    timeout: float | None = None,
+) -> Flow[TokenSet]:
+    """Run RFC 8628 §3.1-§3.5 and return the tokens.
+
+    §3.5: "the client SHOULD wait at least the number of seconds specified by the interval
+    parameter ... or 5 seconds if none was provided, between polling requests". On slow_down the
+    interval grows by 5 s (or to the server's new interval, GitHub style, if larger); polling stops
+    at once on access_denied, expired_token or any other error, and locally at ``expires_in``.
+    """
+    quirks = quirks or Quirks()
+    aliases = dict(quirks.error_aliases)
+    started = clock.monotonic()
+    fields: list[tuple[str, str]] = []
+    if scopes:
+        fields.append(("scope", " ".join(scopes)))
+    fields.extend(extra_params)
+    request = _post(metadata.device_authorization_endpoint, fields, auth)
+    response = yield from send_with_retry(request)
+    data = _success_object(response, metadata.device_authorization_endpoint, aliases)
+    code = parse_device_code(data, received_at=clock.monotonic())
+    yield ShowCode(code)
+
+    interval = code.interval
+    margin = INTERVAL_MARGIN
+    deadline = code.expires_at
+    local_deadline = deadline if timeout is None else min(deadline, started + timeout)
+    token_request = _post(
+        metadata.token_endpoint,
+        [("grant_type", DEVICE_CODE_GRANT_TYPE), ("device_code", code.device_code)],
+        auth,
+    )
+    wait, reason, detail = interval * margin, SleepReason.POLL, ""
+    failures = 0
+    while True:
+        now = clock.monotonic()
+        if now + wait >= local_deadline:
+            # Give up locally: the next poll would come after the code expired (or --timeout).
+            remaining = local_deadline - now
+            if remaining > 0:
+                yield Sleep(remaining, SleepReason.EXPIRY)
+            if local_deadline < deadline and timeout is not None:
+                raise TimedOutError(timeout)
+            raise ExpiredTokenError()
+        yield Sleep(wait, reason, detail)
+        reply = yield from _send(token_request)
+        if _is_transient(reply):
+            error = _error_from(reply, aliases) if isinstance(reply, HttpResponse) else None
+            if error is None or error.error not in ("authorization_pending", "slow_down"):
+                # Transient trouble (network, 429, 5xx): back off, keep the code, try again.
+                failures += 1
+                backoff = min(interval * 2**failures, MAX_BACKOFF)
+                wait = max(_retry_after(reply) or 0.0, backoff)
+                reason, detail = SleepReason.BACKOFF, _describe(reply, metadata.token_endpoint)
+                continue
+        assert isinstance(reply, HttpResponse)
+        failures = 0
+        error = _error_from(reply, aliases)
+        if error is None:
+            if reply.status != 200:
+                raise ServerResponseError(_describe(reply, metadata.token_endpoint))
+            token_data = json_object(reply)
+            if token_data is None:
+                raise ServerResponseError(
+                    f"The server at {metadata.token_endpoint} did not answer with a JSON object."
+                )
+            return parse_token_response(
+                token_data,
+                now=clock.time(),
+                requested_scopes=scopes,
+                comma_separated_scope=quirks.comma_separated_scope,
+            )
+        if error.error == "authorization_pending":
+            wait, reason, detail = interval * margin, SleepReason.POLL, ""
+            continue
+        if error.error == "slow_down":
+            # GitHub's slow_down carries the new interval ("Error codes for the device flow":
+            # "the interval you must now wait ... is included in the response").
+            data = json_object(reply) or {}
+            try:
+                server_interval = parse_number(data.get("interval"), "interval") or 0.0
+            except ServerResponseError:
+                server_interval = 0.0
+            interval = max(interval + SLOW_DOWN_STEP, server_interval)
+            margin = INTERVAL_MARGIN_AFTER_SLOW_DOWN
+            wait, reason = interval * margin, SleepReason.SLOW_DOWN
+            detail = f"The server asked to poll more slowly; now every {interval:g} seconds."
+            continue
+        raise error
+
+
+# --- RFC 6749 §6: refresh --------------------------------------------------------------------
+
+
+def refresh(
+    metadata: ServerMetadata,
+    auth: ClientAuth,
+    refresh_token: str,
+    clock: Clock,
+    *,
+    scopes: tuple[str, ...] = (),
+    quirks: Quirks | None = None,
+) -> Flow[TokenSet]:
+    """RFC 6749 §6 refresh. Raises InvalidGrantError when the refresh token is no longer good."""
+    quirks = quirks or Quirks()
+    fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
+    if scopes:
+        fields.append(("scope", " ".join(scopes)))
+    request = _post(metadata.token_endpoint, fields, auth)
+    response = yield from send_with_retry(request)
+    data = _success_object(response, metadata.token_endpoint, dict(quirks.error_aliases))
+    token = parse_token_response(
+        data,
+        now=clock.time(),
+        requested_scopes=scopes,
+        comma_separated_scope=quirks.comma_separated_scope,
+    )
+    return token
+
+
+# --- RFC 7009: revocation --------------------------------------------------------------------
+
+
+def revoke(
+    endpoint: str, auth: ClientAuth, token: str, token_type_hint: str
+) -> Flow[None]:
+    """RFC 7009 §2.1. §2.2: "The authorization server responds with HTTP status code 200 if the
+    token has been revoked successfully or if the client submitted an invalid token"."""
+    request = _post(endpoint, [("token", token), ("token_type_hint", token_type_hint)], auth)
+    response = yield from send_with_retry(request, attempts=2, first_delay=0.5)
+    if response.status != 200:
+        error = _error_from(response, {})
+        if error is not None:
+            raise error
+        raise ServerResponseError(_describe(response, endpoint))
+    return None
+
+
+def run_to_completion(flow: Flow[T], answer: Callable[[Event], Reply]) -> T:
+    """Drive a flow with a synchronous answering function (used by tests and drivers)."""
+    try:
+        event = next(flow)
+        while True:
+            event = flow.send(answer(event))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def obtain_token(
+    metadata: ServerMetadata,
+    auth: ClientAuth,
+    scopes: tuple[str, ...],
+    clock: Clock,
+    *,
+    refresh_token: str | None,
+    quirks: Quirks | None = None,
+    extra_params: tuple[tuple[str, str], ...] = (),
+    timeout: float | None = None,
+) -> Flow[tuple[TokenSet, bool]]:
+    """A silent refresh when there is a refresh token, else (or when the server refuses it) the
+    device flow. Returns the tokens and whether a person signed in (a fresh login)."""
+    if refresh_token:
+        try:
+            token = yield from refresh(
+                metadata, auth, refresh_token, clock, scopes=scopes, quirks=quirks
+            )
+            return token, False
+        except (InvalidGrantError, InvalidScopeError, UnauthorizedClientError):
+            # RFC 6749 §5.2: the refresh token is invalid, expired or revoked, or these scopes
+            # exceed it: only a new sign-in helps.
+            pass
+    token = yield from device_flow(
+        metadata, auth, scopes, clock, quirks=quirks, extra_params=extra_params, timeout=timeout
+    )
+    return token, True

@@ -1,0 +1,215 @@
+"""Provider presets and quirks for the device authorization grant (RFC 8628).
+
+Providers with discovery (OpenID Connect Discovery 1.0, then RFC 8414) only need an issuer. Those
+without usable discovery get preset endpoints. Every deviation from RFC 8628 / RFC 6749 that the
+client tolerates is listed here with the evidence for it, so the flow itself stays provider-neutral.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import quote
+
+from deviceflow.client.errors import ConfigurationError
+
+__all__ = [
+    "LOCAL_DEFAULT_ISSUER",
+    "Provider",
+    "ProviderKind",
+    "Quirks",
+    "preset_endpoints",
+    "provider_for",
+]
+
+LOCAL_DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+
+class ProviderKind(StrEnum):
+    LOCAL = "local"
+    ENTRA = "entra"
+    GOOGLE = "google"
+    GITHUB = "github"
+    OKTA = "okta"
+    AUTH0 = "auth0"
+    KEYCLOAK = "keycloak"
+    OIDC = "oidc"
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """How one provider departs from the RFCs. The defaults are the RFC behaviour."""
+
+    # Extra error codes that mean the person refused: maps the provider's code to the RFC code.
+    error_aliases: tuple[tuple[str, str], ...] = ()
+    # Scopes always added to the request (e.g. Entra's ``offline_access`` for a refresh token).
+    always_scopes: tuple[str, ...] = ()
+    # The token response's ``scope`` is comma separated instead of space separated.
+    comma_separated_scope: bool = False
+    # The provider never returns an ID token, so "openid" is not a default scope.
+    issues_id_token: bool = True
+    # The device authorization response carries a human message worth showing (Entra).
+    shows_message: bool = False
+    # Client authentication at the token endpoint: "client_secret_post" or "client_secret_basic".
+    secret_auth_method: str = "client_secret_basic"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    kind: ProviderKind
+    title: str
+    uses_discovery: bool
+    default_scopes: tuple[str, ...]
+    needs_issuer: bool = False
+    needs_tenant: bool = False
+    quirks: Quirks = field(default_factory=Quirks)
+    example_issuer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PresetEndpoints:
+    issuer: str
+    device_authorization_endpoint: str
+    token_endpoint: str
+    revocation_endpoint: str | None = None
+
+
+_PROVIDERS: dict[ProviderKind, Provider] = {
+    ProviderKind.LOCAL: Provider(
+        kind=ProviderKind.LOCAL,
+        title="deviceflow's own server",
+        uses_discovery=True,
+        default_scopes=("openid", "profile", "offline_access"),
+        example_issuer=LOCAL_DEFAULT_ISSUER,
+    ),
+    ProviderKind.ENTRA: Provider(
+        kind=ProviderKind.ENTRA,
+        title="Microsoft Entra ID",
+        # Presets, not discovery: for the multi-tenant authorities ("common", "organizations",
+        # "consumers") Entra's discovery document names the issuer as the template
+        # "https://login.microsoftonline.com/{tenantid}/v2.0", which can never equal the
+        # configured issuer (Microsoft identity platform docs, "OpenID Connect on the Microsoft
+        # identity platform", section "Find your app's OpenID configuration document URI").
+        uses_discovery=False,
+        default_scopes=("openid", "profile", "offline_access"),
+        needs_tenant=True,
+        quirks=Quirks(
+            # Entra's device code flow docs ("Expected errors" table) list
+            # "authorization_declined" where RFC 8628 says "access_denied", and
+            # "bad_verification_code" for an unknown device_code.
+            error_aliases=(("authorization_declined", "access_denied"),),
+            # Entra only returns a refresh token when "offline_access" is requested ("Microsoft
+            # identity platform and the OAuth 2.0 device authorization grant flow": "Include
+            # offline_access to get a refresh token").
+            always_scopes=("offline_access",),
+            # The device code response includes "message", "a human-readable string with
+            # instructions for the user", localizable with ?mkt= (same docs, "Device
+            # authorization response" table).
+            shows_message=True,
+            secret_auth_method="client_secret_post",
+        ),
+    ),
+    ProviderKind.GOOGLE: Provider(
+        kind=ProviderKind.GOOGLE,
+        title="Google",
+        # Google's discovery document (accounts.google.com) does not advertise its device
+        # endpoint, so discovery cannot find it ("OAuth 2.0 for TV and Limited-Input Device
+        # Applications", step 1 posts to https://oauth2.googleapis.com/device/code).
+        uses_discovery=False,
+        default_scopes=("openid", "email", "profile"),
+        quirks=Quirks(
+            # Google's device docs send "client_secret" as a form parameter in the token request
+            # ("Poll Google's authorization server", request parameters table).
+            secret_auth_method="client_secret_post",
+        ),
+    ),
+    ProviderKind.GITHUB: Provider(
+        kind=ProviderKind.GITHUB,
+        title="GitHub",
+        # GitHub has no OAuth discovery document; endpoints are fixed in "Authorizing OAuth apps",
+        # section "Device flow".
+        uses_discovery=False,
+        default_scopes=("read:user",),
+        quirks=Quirks(
+            # GitHub returns "scope" comma separated, e.g. "scope":"repo,gist" ("Authorizing OAuth
+            # apps", response of step 3).
+            comma_separated_scope=True,
+            # GitHub is plain OAuth 2.0: no OpenID Connect, no ID token.
+            issues_id_token=False,
+            secret_auth_method="client_secret_post",
+        ),
+    ),
+    ProviderKind.OKTA: Provider(
+        kind=ProviderKind.OKTA,
+        title="Okta",
+        uses_discovery=True,
+        default_scopes=("openid", "profile", "offline_access"),
+        needs_issuer=True,
+        example_issuer="https://example.okta.com/oauth2/default",
+    ),
+    ProviderKind.AUTH0: Provider(
+        kind=ProviderKind.AUTH0,
+        title="Auth0",
+        uses_discovery=True,
+        default_scopes=("openid", "profile", "offline_access"),
+        needs_issuer=True,
+        example_issuer="https://example.eu.auth0.com/",
+    ),
+    ProviderKind.KEYCLOAK: Provider(
+        kind=ProviderKind.KEYCLOAK,
+        title="Keycloak",
+        uses_discovery=True,
+        default_scopes=("openid", "profile", "offline_access"),
+        needs_issuer=True,
+        example_issuer="https://keycloak.example.com/realms/myrealm",
+    ),
+    ProviderKind.OIDC: Provider(
+        kind=ProviderKind.OIDC,
+        title="any OpenID Connect / OAuth 2.0 server",
+        uses_discovery=True,
+        default_scopes=("openid", "profile", "offline_access"),
+        needs_issuer=True,
+        example_issuer="https://id.example.com",
+    ),
+}
+
+
+def provider_for(kind: ProviderKind | str) -> Provider:
+    try:
+        return _PROVIDERS[ProviderKind(kind)]
+    except ValueError:
+        choices = ", ".join(k.value for k in ProviderKind)
+        raise ConfigurationError(f"Unknown provider '{kind}'; choose one of {choices}.") from None
+
+
+def preset_endpoints(kind: ProviderKind, *, tenant_id: str | None) -> PresetEndpoints:
+    """Fixed endpoints for providers whose discovery cannot be used."""
+    if kind is ProviderKind.ENTRA:
+        if not tenant_id:
+            raise ConfigurationError(
+                "An Entra profile needs a tenant ID (a GUID, a domain, or 'common')."
+            )
+        tenant = quote(tenant_id, safe="")
+        base = f"https://login.microsoftonline.com/{tenant}"
+        # v2.0 endpoints: ".../oauth2/v2.0/devicecode" and ".../oauth2/v2.0/token" (Microsoft
+        # identity platform device code flow docs, "Device authorization request").
+        return PresetEndpoints(
+            issuer=f"{base}/v2.0",
+            device_authorization_endpoint=f"{base}/oauth2/v2.0/devicecode",
+            token_endpoint=f"{base}/oauth2/v2.0/token",
+        )
+    if kind is ProviderKind.GOOGLE:
+        return PresetEndpoints(
+            issuer="https://accounts.google.com",
+            device_authorization_endpoint="https://oauth2.googleapis.com/device/code",
+            token_endpoint="https://oauth2.googleapis.com/token",
+            # "Revoking a token" in Google's OAuth 2.0 docs.
+            revocation_endpoint="https://oauth2.googleapis.com/revoke",
+        )
+    if kind is ProviderKind.GITHUB:
+        return PresetEndpoints(
+            issuer="https://github.com",
+            device_authorization_endpoint="https://github.com/login/device/code",
+            token_endpoint="https://github.com/login/oauth/access_token",
+        )
+    raise ConfigurationError(f"The {kind.value} provider is configured by discovery, not presets.")

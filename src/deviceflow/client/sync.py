@@ -1,0 +1,347 @@
+"""The synchronous driver (httpx + time.sleep) and ``DeviceFlowClient``.
+
+The driver only performs what the sans-I/O flows ask for; decisions live in flow.py and core.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+
+from deviceflow import __version__
+from deviceflow.client.cache import CacheRecord, StoreKind, TokenCache
+from deviceflow.client.core import (
+    Account,
+    ClientOptions,
+    EventCallback,
+    SystemClock,
+    TokenRequest,
+    account_from,
+    ad_hoc_profile,
+)
+from deviceflow.client.errors import CacheCorruptError, ConfigurationError, DeviceFlowError
+from deviceflow.client.flow import (
+    Clock,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Reply,
+    SendRequest,
+    ServerMetadata,
+    ShowCode,
+    Sleep,
+    TransportFailure,
+)
+from deviceflow.client.profiles import Profile, ProfileStore
+from deviceflow.client.providers import ProviderKind
+from deviceflow.client.tokens import DeviceCode, TokenSet, strip_control
+from deviceflow.config.client import ClientSettings
+
+__all__ = ["DeviceFlowClient", "LogoutResult", "http_client", "run_flow", "send"]
+
+T = TypeVar("T")
+log = logging.getLogger("deviceflow.http")
+USER_AGENT = f"deviceflow/{__version__}"
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+_SAFE_RESPONSE_FIELDS = ("error", "error_description", "interval", "expires_in", "token_type")
+
+
+def http_client() -> httpx.Client:
+    return httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, trust_env=True)
+
+
+def describe_transport_error(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "the connection timed out"
+    text = strip_control(str(exc)) or type(exc).__name__
+    return text[:200]
+
+
+def log_exchange(request: HttpRequest, reply: HttpResponse | TransportFailure, ms: float) -> None:
+    """--debug output: method, URL, redacted form, status, timing, and only non-secret fields."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if isinstance(reply, TransportFailure):
+        log.debug("%s %s [%s] -> failed after %.0f ms: %s", request.method, request.url,
+                  request.redacted_form(), ms, reply.reason)
+        return
+    from deviceflow.client.flow import json_object
+
+    data = json_object(reply) or {}
+    safe = {k: data[k] for k in _SAFE_RESPONSE_FIELDS if k in data}
+    log.debug(
+        "%s %s [%s] -> HTTP %d in %.0f ms; fields %s; %s",
+        request.method, request.url, request.redacted_form(), reply.status, ms,
+        sorted(data), safe,
+    )
+
+
+def send(http: httpx.Client, request: HttpRequest) -> HttpResponse | TransportFailure:
+    started = time.perf_counter()
+    reply: HttpResponse | TransportFailure
+    try:
+        response = http.request(
+            request.method,
+            request.url,
+            headers=list(request.headers),
+            data=dict(request.form) if request.form is not None else None,
+        )
+        headers = tuple(response.headers.items())
+        reply = HttpResponse(response.status_code, headers, response.content)
+    except httpx.TransportError as exc:
+        reply = TransportFailure(describe_transport_error(exc))
+    log_exchange(request, reply, (time.perf_counter() - started) * 1000)
+    return reply
+
+
+def run_flow(
+    flow: Flow[T],
+    http: httpx.Client,
+    *,
+    on_event: EventCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Drive a sans-I/O flow to its result with blocking I/O."""
+    try:
+        event = next(flow)
+        while True:
+            reply: Reply = None
+            if isinstance(event, SendRequest):
+                reply = send(http, event.request)
+            elif isinstance(event, Sleep):
+                if on_event is not None:
+                    on_event(event)
+                sleep(event.seconds)
+            elif isinstance(event, ShowCode) and on_event is not None:
+                on_event(event)
+            event = flow.send(reply)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    finally:
+        flow.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutResult:
+    removed: tuple[str, ...]  # where tokens were forgotten
+    revoked: bool  # the server confirmed revocation
+    revocation_supported: bool
+    revocation_error: str | None = None
+
+
+class DeviceFlowClient:
+    """Get tokens with the device flow, cached and refreshed, from any provider.
+
+    >>> client = DeviceFlowClient(client_id="my-device", issuer="http://127.0.0.1:8000")
+    >>> token = client.get_token(on_code=lambda code: print(code.verification_uri, code.user_code))
+
+    Without a ``cache`` the tokens are kept in memory for the life of the object; pass a
+    ``TokenCache`` (or use ``from_profile``) to share them with the CLI and other processes.
+    """
+
+    def __init__(
+        self,
+        profile: Profile | None = None,
+        *,
+        client_id: str | None = None,
+        issuer: str | None = None,
+        provider: ProviderKind | str = ProviderKind.LOCAL,
+        tenant_id: str | None = None,
+        scopes: Iterable[str] = (),
+        audience: str | None = None,
+        client_secret: str | None = None,
+        cache: TokenCache | None = None,
+        http: httpx.Client | None = None,
+        on_code: Callable[[DeviceCode], None] | None = None,
+        on_event: EventCallback | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        profile = ad_hoc_profile(
+            profile, client_id=client_id, issuer=issuer, provider=provider,
+            tenant_id=tenant_id, scopes=scopes, audience=audience,
+        )
+        self.options = ClientOptions(
+            profile=profile,
+            cache=cache,
+            client_secret=client_secret,
+            clock=clock or SystemClock(),
+            on_event=on_event,
+            on_code=on_code,
+            on_notice=on_notice,
+        )
+        self._http = http
+        self._owns_http = http is None
+        self._sleep = sleep
+
+    @classmethod
+    def from_profile(
+        cls,
+        name: str | None = None,
+        *,
+        settings: ClientSettings | None = None,
+        **kwargs: object,
+    ) -> DeviceFlowClient:
+        """A client for a CLI profile, sharing the CLI's token cache (env overrides apply)."""
+        settings = settings or ClientSettings.from_env()
+        store = ProfileStore(settings.config_dir)
+        profiles = store.load()
+        chosen = name or profiles.resolve_default(settings.profile)
+        if chosen is None:
+            raise ConfigurationError(
+                "No profile given and no default profile; create one with "
+                "'deviceflow create-profile'."
+            )
+        profile = profiles.get(chosen)
+        cache = TokenCache(settings.data_dir, StoreKind(settings.token_store))
+        secret = cache.load_secret(profile.name) if profile.has_client_secret else None
+        return cls(profile, cache=cache, client_secret=secret, **kwargs)  # type: ignore[arg-type]
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> Profile:
+        return self.options.profile
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = http_client()
+        return self._http
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run_flow(flow, self._client(), on_event=self.options.dispatch, sleep=self._sleep)
+
+    def close(self) -> None:
+        if self._http is not None and self._owns_http:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> DeviceFlowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def metadata(self) -> ServerMetadata:
+        if self.options.metadata is None:
+            self.options.metadata = self._run(self.options.metadata_flow())
+        return self.options.metadata
+
+    def _load(self, *, force: bool) -> CacheRecord | None:
+        cache = self.options.cache
+        if cache is None:
+            return self.options.memory
+        try:
+            return cache.load(self.options.key)
+        except CacheCorruptError:
+            if force:
+                return None  # --force: sign in afresh and replace the unusable record
+            raise
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def get_token(
+        self,
+        scopes: Iterable[str] = (),
+        *,
+        audience: str | None = None,
+        force: bool = False,
+        timeout: float | None = None,
+        on_code: Callable[[DeviceCode], None] | None = None,
+    ) -> TokenSet:
+        """A valid access token: from the cache when it has more than a minute left, else by a
+        silent refresh, else by the device flow (the person signs in on another device)."""
+        if on_code is not None:
+            self.options.on_code = on_code
+        request = TokenRequest(tuple(scopes), audience, force, timeout)
+        hit = self.options.cached(self._load(force=force), request)
+        if hit is not None:
+            return hit
+        cache = self.options.cache
+        if cache is None:
+            return self._acquire(self.options.memory, request)
+        with cache.locked(
+            self.options.key, timeout=timeout, on_wait=self.options.waiting_notice()
+        ):
+            # Re-read under the lock: another process may have refreshed meanwhile.
+            record = self._load(force=force)
+            hit = self.options.cached(record, request)
+            if hit is not None:
+                return hit
+            return self._acquire(record, request)
+
+    def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
+        metadata = self.metadata()
+        token, fresh = self._run(self.options.acquire_flow(metadata, record, request))
+        updated = self.options.updated_record(record, request, token, fresh)
+        if self.options.cache is None:
+            self.options.memory = updated
+        else:
+            self.options.cache.save(updated)
+        return token.merged_with(TokenSet(access_token="", refresh_token=updated.refresh_token))
+
+    @property
+    def access_token(self) -> str:
+        """The current access token, refreshed (or signed in again) when needed."""
+        return self.get_token().access_token
+
+    def account(self) -> Account | None:
+        return account_from(self._load(force=False))
+
+    def logout(self) -> LogoutResult:
+        """Revoke at the server when it offers RFC 7009 revocation, then forget locally even if
+        revocation failed."""
+        try:
+            record = self._load(force=False)
+        except CacheCorruptError:
+            record = None
+        revoked, supported, error = False, False, None
+        if record is not None and (record.refresh_token or record.tokens):
+            try:
+                metadata = self.metadata()
+                supported = metadata.revocation_endpoint is not None
+                for flow in self.options.revocations(metadata, record):
+                    self._run(flow)
+                revoked = supported
+            except DeviceFlowError as exc:
+                error = str(exc)
+        removed: list[str] = []
+        if self.options.cache is not None:
+            removed = self.options.cache.delete(self.options.key)
+        elif self.options.memory is not None:
+            removed = ["memory"]
+        self.options.memory = None
+        return LogoutResult(tuple(removed), revoked, supported, error)
+
+    def auth(self) -> BearerAuth:
+        """An ``httpx.Auth`` that sends the access token and renews it when needed."""
+        return BearerAuth(self)
+
+
+class BearerAuth(httpx.Auth):
+    """RFC 6750 §2.1 Authorization header, with a refresh and one retry on HTTP 401."""
+
+    def __init__(self, client: DeviceFlowClient) -> None:
+        self.client = client
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.client.get_token()
+        request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        response = yield request
+        if response.status_code == 401 and token.expires_at is not None:
+            # The token may have been revoked or expired early: renew it and retry once.
+            record = self.client._load(force=False)
+            if record is not None:
+                cache_free = CacheRecord(record.key, record.refresh_token, record.id_token)
+                renewed = self.client._acquire(cache_free, TokenRequest())
+                request.headers["Authorization"] = f"{renewed.token_type} {renewed.access_token}"
+                yield request

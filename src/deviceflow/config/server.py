@@ -1,0 +1,184 @@
+"""The server's one configuration source (environment prefix ``DEVICEFLOW_``, or CLI flags).
+
+Every field has a description; ``docs/configuration.md`` is generated from this model
+(``python -m deviceflow.config.docs``). Feature flags here decide both which routes exist and what
+discovery advertises.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _refused(sentence: str) -> PydanticCustomError:
+    """A validation error that reads as the plain sentence given: a ``ValueError`` would be
+    shown as "Value error, …" by pydantic, and so by ``deviceflow serve``."""
+    return PydanticCustomError("invalid_setting", sentence)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEVICEFLOW_", extra="ignore", frozen=True)
+
+    # --- listening ----------
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes serving requests.")
+    certfile: str | None = Field(None, description="TLS certificate (PEM) to serve HTTPS directly.")
+    keyfile: str | None = Field(None, description="TLS private key (PEM) for `certfile`.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy addresses (or `*`) trusted to set X-Forwarded-For and "
+        "X-Forwarded-Proto. The client IP used for limits and the consent page comes from these "
+        "headers only when the connection is from a trusted proxy.",
+    )
+
+    # --- identity ----------
+    issuer: str = Field(
+        "",
+        description="Issuer identifier (RFC 8414 §2): the public base URL, e.g. "
+        "`https://auth.example.com`. Defaults to `http://HOST:PORT`. Must be HTTPS unless its host "
+        "is loopback.",
+    )
+    db: str = Field(
+        "",
+        description="Database URL: `sqlite:///path` or `postgresql://user@host/db`. Defaults to a "
+        "SQLite file in the user data directory.",
+    )
+    redis: str | None = Field(
+        None,
+        description="Redis URL (`redis://host:6379/0`) to share rate limits across workers and "
+        "hosts. Without it, limits live in each process (fine for one process only).",
+    )
+    migrate_on_start: bool = Field(
+        True, description="Run database migrations to the newest revision when the server starts."
+    )
+    signing_alg: Literal["RS256", "ES256"] = Field(
+        "RS256", description="Algorithm for signing access and ID tokens."
+    )
+    extra_signing_algs: tuple[Literal["RS256", "ES256"], ...] = Field(
+        (), description="Further key algorithms to create and publish in the JWKS."
+    )
+
+    # --- lifetimes ----------
+    device_code_expires_in: int = Field(
+        600, ge=30, le=3600,
+        description="Default lifetime of device and user codes, seconds (RFC 8628 §3.2 "
+        "`expires_in`); a client may override it.",
+    )
+    interval: int = Field(
+        5, ge=1, le=60, description="Minimum polling interval sent to devices, seconds (§3.2)."
+    )
+    expired_code_retention: int = Field(
+        86400, ge=0,
+        description="How long an expired device code is kept so late polls get `expired_token`.",
+    )
+    access_token_lifetime: int = Field(3600, ge=60, description="Access token lifetime, seconds.")
+    id_token_lifetime: int = Field(3600, ge=60, description="ID token lifetime, seconds.")
+    refresh_token_lifetime: int = Field(
+        30 * 86400, ge=60, description="Refresh token lifetime, seconds."
+    )
+    access_token_audience: str | None = Field(
+        None, description="`aud` of access tokens (RFC 9068 §3). Defaults to the issuer."
+    )
+    session_lifetime: int = Field(
+        8 * 3600, ge=60,
+        description="How long a browser stays signed in on the verification pages, seconds.",
+    )
+    purge_interval: float = Field(
+        60.0, gt=0, description="Seconds between background purges of expired codes and tokens."
+    )
+
+    # --- features ----------
+    enable_refresh_token: bool = Field(
+        True, description="Offer the refresh_token grant (RFC 6749 §6) and advertise it."
+    )
+    enable_userinfo: bool = Field(
+        True, description="Mount and advertise the OIDC userinfo endpoint."
+    )
+
+    # --- brute force (RFC 8628 §5.1) ------------------------------------------------------------
+    limit_code_per_session: str = Field(
+        "5/10 minutes", description="Wrong user codes allowed per browser session."
+    )
+    limit_code_per_ip: str = Field("20/hour", description="Wrong user codes allowed per client IP.")
+    limit_code_global: str = Field(
+        "1000/hour",
+        description="Wrong user codes allowed server-wide from people not signed in. Past it, "
+        "people sign in first and get a per-account budget.",
+    )
+    limit_code_per_account: str = Field(
+        "20/hour", description="Wrong user codes allowed per signed-in account."
+    )
+    limit_login_per_account: str = Field(
+        "5/15 minutes", description="Failed passwords allowed per username."
+    )
+    limit_login_per_ip: str = Field(
+        "30/hour", description="Failed passwords allowed per client IP."
+    )
+
+    # --- logs ----------
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log format; `auto` is JSON unless stderr is a terminal."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _refused("issuer must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise _refused("issuer must not have a query or fragment (RFC 8414 §2)")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise _refused(
+                "issuer must use HTTPS unless its host is loopback (RFC 8628 §5.3, RFC 8414 §2)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if bool(self.certfile) != bool(self.keyfile):
+            raise _refused("certfile and keyfile go together")
+        if not self.issuer and not is_loopback_host(self.host):
+            raise _refused(
+                "listening on a non-loopback address needs --issuer with the public HTTPS URL"
+            )
+        return self
+
+    @property
+    def effective_issuer(self) -> str:
+        if self.issuer:
+            return self.issuer
+        scheme = "https" if self.certfile else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def effective_db(self) -> str:
+        if self.db:
+            return self.db
+        from ..storage.sql.engine import default_db_url
+
+        return default_db_url()

@@ -1,0 +1,9 @@
+"""The grant registry: every grant type the token endpoint knows, found by ``grant_type``."""
+
+from __future__ import annotations
+
+from . import device_code, refresh_token
+
+GRANT_TYPES: tuple[str, ...] = (device_code.GRANT_TYPE, refresh_token.GRANT_TYPE)
+
+__all__ = ["GRANT_TYPES", "device_code", "refresh_token"]

@@ -1,0 +1,99 @@
+"""The device access token request (RFC 8628 §3.4–§3.5)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import (
+    AccessDeniedError,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    InvalidGrantError,
+    OAuthError,
+    SlowDownError,
+    UnauthorizedClientError,
+)
+from ..models import DEVICE_CODE_GRANT, Client, DeviceAuthorization, DeviceStatus, Timestamp
+from ..params import FormParams
+
+GRANT_TYPE = DEVICE_CODE_GRANT
+
+SLOW_DOWN_STEP = 5
+"""RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all subsequent
+requests"."""
+
+POLL_TOLERANCE = 0.5
+"""Seconds of slack for network jitter: a client that waits its interval may still arrive a little
+early because its previous response was slow to reach it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCodeRequest:
+    device_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Answer ``authorization_pending`` after recording the poll."""
+
+    record: DeviceAuthorization
+
+
+@dataclass(frozen=True, slots=True)
+class SlowDown:
+    """Answer ``slow_down`` after recording the poll and the longer interval."""
+
+    record: DeviceAuthorization
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """Mark the approved code redeemed (compare-and-set) and, if that wins, issue tokens."""
+
+    record: DeviceAuthorization
+
+
+PollDecision = Pending | SlowDown | Redeem
+
+
+def parse(params: FormParams) -> DeviceCodeRequest:
+    return DeviceCodeRequest(device_code=params.require("device_code"))
+
+
+def poll(record: DeviceAuthorization | None, client: Client, now: Timestamp) -> PollDecision:
+    """Decide one poll of the token endpoint with a device code.
+
+    Order matters: an unknown code or another client's code is ``invalid_grant`` before anything
+    else; a code past expiry is ``expired_token`` whatever its status, except that a redeemed code
+    stays ``invalid_grant`` (RFC 8628 §3.5 and RFC 6749 §5.2).
+    """
+    if GRANT_TYPE not in client.grant_types:
+        raise UnauthorizedClientError(f"client {client.client_id!r} lacks the device grant")
+    if record is None:
+        raise InvalidGrantError("unknown device code")
+    if record.client_id != client.client_id:
+        raise InvalidGrantError("device code issued to another client")
+    if record.status is DeviceStatus.REDEEMED:
+        raise InvalidGrantError("device code already redeemed")
+    if now >= record.expires_at:
+        raise ExpiredTokenError("device code expired")
+    if record.status is DeviceStatus.DENIED:
+        raise AccessDeniedError("user denied")
+    if record.status is DeviceStatus.APPROVED:
+        return Redeem(dataclasses.replace(record, status=DeviceStatus.REDEEMED, last_polled_at=now))
+    last = record.last_polled_at
+    if last is not None and now - last + POLL_TOLERANCE < record.interval:
+        return SlowDown(
+            dataclasses.replace(
+                record, interval=record.interval + SLOW_DOWN_STEP, last_polled_at=now
+            )
+        )
+    return Pending(dataclasses.replace(record, last_polled_at=now))
+
+
+def outcome_error(decision: Pending | SlowDown) -> OAuthError:
+    """The RFC 8628 §3.5 error that answers a poll that did not redeem."""
+    if isinstance(decision, SlowDown):
+        return SlowDownError(f"interval now {decision.record.interval}")
+    return AuthorizationPendingError()

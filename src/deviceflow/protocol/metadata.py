@@ -1,0 +1,55 @@
+"""Authorization server metadata (RFC 8414 §2, OpenID Connect Discovery 1.0 §3).
+
+What is advertised is derived from the same feature flags that decide which routes exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .client_auth import AUTH_METHODS_SUPPORTED
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    device_authorization: str = "/device_authorization"
+    token: str = "/token"
+    jwks: str = "/jwks.json"
+    userinfo: str = "/userinfo"
+    verification: str = "/device"
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    signing_algs: tuple[str, ...]
+    userinfo: bool = True
+
+
+def server_metadata(issuer: str, endpoints: Endpoints, features: Features) -> dict[str, object]:
+    """RFC 8414 §3.2: ``issuer`` MUST be identical to the issuer identifier the client used;
+    we send it byte-for-byte as configured."""
+
+    def url(path: str) -> str:
+        return issuer.rstrip("/") + path
+
+    meta: dict[str, object] = {
+        "issuer": issuer,
+        "device_authorization_endpoint": url(endpoints.device_authorization),
+        "token_endpoint": url(endpoints.token),
+        "jwks_uri": url(endpoints.jwks),
+        "grant_types_supported": list(features.grant_types),
+        "scopes_supported": list(features.scopes),
+        # RFC 8414 §2 makes response_types_supported REQUIRED even for servers without /authorize;
+        # OIDC Discovery requires it too. An empty list says "no authorization endpoint flows".
+        "response_types_supported": [],
+        "response_modes_supported": [],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+        "id_token_signing_alg_values_supported": list(features.signing_algs),
+        "subject_types_supported": ["public"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "name",
+                             "preferred_username"],
+    }
+    if features.userinfo:
+        meta["userinfo_endpoint"] = url(endpoints.userinfo)
+    return meta

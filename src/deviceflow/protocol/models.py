@@ -1,0 +1,154 @@
+"""Typed values the protocol core reads and returns. Records are immutable: a protocol function
+takes a record and returns a new one; storage persists it with a compare-and-set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+Timestamp = float
+"""Seconds since the Unix epoch (UTC). Dialect-neutral in SQL and cheap to compare."""
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+REFRESH_TOKEN_GRANT = "refresh_token"
+
+GRANT_SHORT_NAMES: dict[str, str] = {
+    "device_code": DEVICE_CODE_GRANT,
+    "refresh_token": REFRESH_TOKEN_GRANT,
+}
+
+
+class ClientType(StrEnum):
+    """RFC 6749 §2.1 client types."""
+
+    PUBLIC = "public"
+    CONFIDENTIAL = "confidential"
+
+
+class DeviceStatus(StrEnum):
+    """The life of one device authorization. Only these transitions exist:
+    pending → approved → redeemed, and pending → denied."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    REDEEMED = "redeemed"
+
+
+class RefreshStatus(StrEnum):
+    ACTIVE = "active"
+    ROTATED = "rotated"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str
+    client_type: ClientType
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+    secret_hash: str | None = None
+    device_code_lifetime: int | None = None
+    created_at: Timestamp = 0.0
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type is ClientType.PUBLIC
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    """The stable ``sub``: random, never reused, independent of the username."""
+    username: str
+    name: str
+    password_hash: str
+    created_at: Timestamp = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """Where a device authorization request came from, shown on the consent page (RFC 8628 §5.4)."""
+
+    ip_address: str
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """One device authorization session (RFC 8628 §3.2). Codes are kept only as HMACs."""
+
+    device_code_hash: str
+    user_code_hash: str
+    client_id: str
+    scope: tuple[str, ...]
+    status: DeviceStatus
+    created_at: Timestamp
+    expires_at: Timestamp
+    interval: int
+    origin: RequestOrigin
+    last_polled_at: Timestamp | None = None
+    user_id: str | None = None
+    auth_time: Timestamp | None = None
+    decided_at: Timestamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A refresh token (RFC 6749 §6), kept only as an HMAC. Tokens rotated from one device login
+    share a ``family_id`` so that replay of a rotated token revokes the whole family."""
+
+    token_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    scope: tuple[str, ...]
+    issued_at: Timestamp
+    expires_at: Timestamp
+    auth_time: Timestamp
+    status: RefreshStatus = RefreshStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePolicy:
+    """Server-wide knobs the device authorization endpoint applies (RFC 8628 §3.2)."""
+
+    verification_uri: str
+    expires_in: int = 600
+    interval: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    issuer: str
+    access_token_lifetime: int = 3600
+    id_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    access_token_audience: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """The successful token response of RFC 6749 §5.1 (plus ``id_token`` from OIDC Core §3.1.3.3).
+    ``refresh_token`` here is plaintext: it exists only on its way to the client."""
+
+    access_token: str
+    expires_in: int
+    scope: tuple[str, ...]
+    refresh_token: str | None = None
+    id_token: str | None = None
+    token_type: str = "Bearer"
+
+    def body(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scope),
+        }
+        if self.refresh_token is not None:
+            out["refresh_token"] = self.refresh_token
+        if self.id_token is not None:
+            out["id_token"] = self.id_token
+        return out

@@ -1,0 +1,192 @@
+"""The composition root of the server: reads settings, picks implementations, mounts routes.
+
+Feature flags in ``ServerSettings`` decide both which routes exist and what discovery advertises,
+from the same values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from ...config.server import ServerSettings
+from ...protocol.errors import OAuthError
+from ...protocol.grants import GRANT_TYPES
+from ...protocol.metadata import Endpoints, Features, server_metadata
+from ...protocol.models import (
+    REFRESH_TOKEN_GRANT,
+    DevicePolicy,
+    TokenPolicy,
+)
+from ...protocol.scopes import STANDARD_SCOPES
+from ...storage.interface import Store
+from ..bootstrap import open_store
+from ..keys import load_keyring
+from ..polling import MemoryPollState, PollState, RedisPollState
+from ..ratelimit import BruteForcePolicy, Limiter
+from ..service import DeviceFlowService, ServicePolicy
+from . import errors
+from .endpoints import device_authorization, discovery, health, token, userinfo, verification
+from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
+
+log = logging.getLogger("deviceflow.server")
+
+ENDPOINTS = Endpoints()
+_MAX_BATCHES_PER_ROUND = 1000
+
+
+def brute_force_policy(settings: ServerSettings) -> BruteForcePolicy:
+    return BruteForcePolicy(
+        code_per_session=settings.limit_code_per_session,
+        code_per_ip=settings.limit_code_per_ip,
+        code_global=settings.limit_code_global,
+        code_per_account=settings.limit_code_per_account,
+        login_per_account=settings.limit_login_per_account,
+        login_per_ip=settings.limit_login_per_ip,
+    )
+
+
+def grant_types(settings: ServerSettings) -> tuple[str, ...]:
+    return tuple(
+        g for g in GRANT_TYPES if g != REFRESH_TOKEN_GRANT or settings.enable_refresh_token
+    )
+
+
+def limiter_storage_uri(settings: ServerSettings) -> str:
+    if settings.redis:
+        # limits' async Redis storage on redis-py (already a dependency) rather than coredis.
+        return "async+" + settings.redis
+    return "async+memory://"
+
+
+def create_app(
+    settings: ServerSettings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Starlette:
+    """Build the ASGI app. ``store`` overrides the configured database (tests use the memory
+    store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up."""
+    issuer = settings.effective_issuer
+    scopes = STANDARD_SCOPES
+    grants = grant_types(settings)
+    policy = ServicePolicy(
+        device=DevicePolicy(
+            verification_uri=issuer.rstrip("/") + ENDPOINTS.verification,
+            expires_in=settings.device_code_expires_in,
+            interval=settings.interval,
+        ),
+        token=TokenPolicy(
+            issuer=issuer,
+            access_token_lifetime=settings.access_token_lifetime,
+            id_token_lifetime=settings.id_token_lifetime,
+            refresh_token_lifetime=settings.refresh_token_lifetime,
+            access_token_audience=settings.access_token_audience,
+        ),
+        grant_types=grants,
+        expired_code_retention=settings.expired_code_retention,
+        session_lifetime=settings.session_lifetime,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_store = store is None
+        active: Store
+        if store is None:
+            active = await open_store(settings.effective_db, migrate=settings.migrate_on_start)
+        else:
+            active = store
+        keyring = await load_keyring(active, settings.signing_alg, settings.extra_signing_algs)
+        limiter = Limiter(brute_force_policy(settings), limiter_storage_uri(settings))
+        now = clock or time.time
+        poll_state: PollState = (
+            RedisPollState(settings.redis) if settings.redis else MemoryPollState(now)
+        )
+        service = DeviceFlowService(active, keyring, policy, limiter, clock=now,
+                                    poll_state=poll_state)
+        app.state.service = service
+        app.state.settings = settings
+        app.state.metadata = server_metadata(
+            issuer, ENDPOINTS,
+            Features(grant_types=grants, scopes=scopes, signing_algs=keyring.algorithms,
+                     userinfo=settings.enable_userinfo),
+        )
+        purger = asyncio.create_task(_purge_forever(service, settings.purge_interval))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await poll_state.close()
+            await limiter.close()
+            if own_store:
+                await active.close()
+
+    routes: list[BaseRoute] = [
+        *discovery.routes,
+        *device_authorization.routes,
+        *token.routes,
+        *health.routes,
+        *verification.routes,
+        Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
+              name="static"),
+    ]
+    if settings.enable_userinfo:
+        routes.extend(userinfo.routes)
+
+    https = urlsplit(issuer).scheme == "https"
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(
+            DeferredSessionMiddleware,
+            session_cookie="deviceflow_session",
+            max_age=settings.session_lifetime,
+            path="/device",
+            same_site="lax",
+            https_only=https,
+        ),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            OAuthError: errors.oauth_error,
+            HTTPException: errors.http_error,
+            Exception: errors.unexpected_error,
+        },
+    )
+
+
+async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
+    """Housekeeping off the request path: small batches, then yield to requests."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            for _ in range(_MAX_BATCHES_PER_ROUND):
+                if not await service.purge_expired():
+                    break
+                await asyncio.sleep(0.01)  # let requests in between batches
+        except Exception:
+            log.exception("purge failed; will retry")
+
+
+def app_from_env() -> Starlette:
+    """The factory each uvicorn worker process calls (``--workers N``): settings come from the
+    ``DEVICEFLOW_*`` environment that ``deviceflow serve`` prepared."""
+    from ..logs import configure
+
+    settings = ServerSettings()
+    configure(settings.log_format, settings.log_level)
+    return create_app(settings)

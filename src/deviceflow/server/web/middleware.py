@@ -1,0 +1,88 @@
+"""ASGI middleware: request ids with access logs, baseline security headers, and the session
+cookie whose key is only known once the server secret is loaded."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any, Literal
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..logs import request_id
+
+access_log = logging.getLogger("deviceflow.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (a well-formed incoming ``X-Request-ID`` is kept, for tracing
+    across a proxy), logs one access line, and sets ``nosniff`` on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        token = request_id.set(rid)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %d", scope["method"], scope["path"], status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],  # never the query string: it may hold a user code
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    "client": client[0] if client else None,
+                },
+            )
+            request_id.reset(token)
+
+
+class DeferredSessionMiddleware:
+    """Starlette's signed-cookie session, built on first use with the secret loaded at start-up
+    (the secret lives in the database, so it is not known when the app object is made)."""
+
+    def __init__(
+        self, app: ASGIApp, *, session_cookie: str, max_age: int, path: str,
+        same_site: Literal["lax", "strict", "none"], https_only: bool,
+    ) -> None:
+        self.app = app
+        self.options: dict[str, Any] = {
+            "session_cookie": session_cookie, "max_age": max_age, "path": path,
+            "same_site": same_site, "https_only": https_only,
+        }
+        self._inner: SessionMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/device" or path.startswith("/device/")):
+            await self.app(scope, receive, send)
+            return
+        if self._inner is None:
+            secret = scope["app"].state.service.keyring.session_secret
+            self._inner = SessionMiddleware(self.app, secret_key=secret.hex(), **self.options)
+        await self._inner(scope, receive, send)

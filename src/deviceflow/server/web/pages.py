@@ -1,0 +1,84 @@
+"""Rendering the verification pages (RFC 8628 §3.3) with the headers every page carries.
+
+One Jinja2 environment for the process, autoescaping on, and one ``render`` that every HTML
+response goes through, so no page can leave without its security headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import NoMatchFound
+
+from . import csrf
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    # No script at all, styles only from our own stylesheet, no framing (clickjacking the Approve
+    # button is the RFC 8628 §5.4 remote-phishing attack made easier), forms post only to us.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    # The URL may hold a user code (verification_uri_complete, §3.3.1): never leak it onwards.
+    "Referrer-Policy": "no-referrer",
+    # Pages show codes and who is signed in; Back must re-ask the server, not replay a copy.
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("deviceflow.server.web", "templates"),
+    autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def static_url(request: Request, path: str) -> str:
+    """Path of a static file, honouring a root path when the server is mounted below one."""
+    try:
+        return request.url_for("static", path=path).path
+    except NoMatchFound:
+        root_path = str(request.scope.get("root_path", ""))
+        return root_path + "/static/" + path.lstrip("/")
+
+
+def page_url(request: Request, name: str) -> str:
+    """Path (with any root path) of one of the verification routes, by route name."""
+    return request.url_for(name).path
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, object] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """Render ``template`` with the security headers. Every template gets the session's CSRF token
+    (for the hidden field on every form) and the stylesheet's URL."""
+    values: dict[str, object] = {
+        "csrf_field": csrf.FIELD,
+        "csrf_token": csrf.token(request.session),
+        "stylesheet": static_url(request, "style.css"),
+    }
+    values.update(context or {})
+    body = environment.get_template(template).render(values)
+    response = HTMLResponse(body, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def redirect(url: str) -> Response:
+    """303 See Other: the POST-redirect-GET step, so reloading a result never re-posts a form."""
+    response = RedirectResponse(url, status_code=303)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+

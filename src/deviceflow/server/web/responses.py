@@ -1,0 +1,33 @@
+"""JSON responses for the protocol endpoints: OAuth errors as data, ``no-store`` everywhere a
+token or code may appear (RFC 6749 §5.1, RFC 8628 §3.2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from starlette.responses import Response
+
+from ...protocol.errors import OAuthError
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def json_response(
+    body: Mapping[str, object], status: int = 200, headers: Mapping[str, str] | None = None,
+    *, no_store: bool = True,
+) -> Response:
+    merged = dict(NO_STORE) if no_store else {}
+    if headers:
+        merged.update(headers)
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        status_code=status,
+        headers=merged,
+        media_type="application/json",
+    )
+
+
+def oauth_error_response(error: OAuthError) -> Response:
+    """RFC 6749 §5.2: JSON ``error`` + fixed ``error_description``; never the private detail."""
+    return json_response(error.body(), error.status_code, error.headers())

@@ -1,0 +1,206 @@
+"""The in-memory store: the executable statement of the storage contract, and a fast store for
+unit tests. Single process only. Each compare-and-set runs without an ``await`` between its read
+and its write, so it is atomic under asyncio."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from ..protocol.models import (
+    Client,
+    DeviceAuthorization,
+    DeviceStatus,
+    RefreshStatus,
+    RefreshToken,
+    Timestamp,
+    User,
+)
+from .interface import AlreadyExistsError
+
+
+class _State:
+    def __init__(self) -> None:
+        self.clients: dict[str, Client] = {}
+        self.users: dict[str, User] = {}
+        self.devices: dict[str, DeviceAuthorization] = {}
+        self.user_codes: dict[str, str] = {}
+        self.refresh: dict[str, RefreshToken] = {}
+        self.secrets: dict[str, bytes] = {}
+
+
+class MemoryClients:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def get(self, client_id: str) -> Client | None:
+        return self._s.clients.get(client_id)
+
+    async def add(self, client: Client) -> None:
+        if client.client_id in self._s.clients:
+            raise AlreadyExistsError(client.client_id)
+        self._s.clients[client.client_id] = client
+
+    async def list(self) -> Sequence[Client]:
+        return sorted(self._s.clients.values(), key=lambda c: c.client_id)
+
+    async def remove(self, client_id: str) -> bool:
+        return self._s.clients.pop(client_id, None) is not None
+
+
+class MemoryUsers:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def get(self, user_id: str) -> User | None:
+        return next((u for u in self._s.users.values() if u.user_id == user_id), None)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return self._s.users.get(username)
+
+    async def add(self, user: User) -> None:
+        if user.username in self._s.users or any(
+            u.user_id == user.user_id for u in self._s.users.values()
+        ):
+            raise AlreadyExistsError(user.username)
+        self._s.users[user.username] = user
+
+    async def list(self) -> Sequence[User]:
+        return sorted(self._s.users.values(), key=lambda u: u.username)
+
+    async def remove(self, username: str) -> bool:
+        return self._s.users.pop(username, None) is not None
+
+    async def set_password_hash(self, username: str, password_hash: str) -> bool:
+        user = self._s.users.get(username)
+        if user is None:
+            return False
+        self._s.users[username] = dataclasses.replace(user, password_hash=password_hash)
+        return True
+
+
+class MemoryDeviceAuthorizations:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, record: DeviceAuthorization) -> None:
+        taken = record.device_code_hash in self._s.devices
+        if taken or record.user_code_hash in self._s.user_codes:
+            raise AlreadyExistsError("code collision")
+        self._s.devices[record.device_code_hash] = record
+        self._s.user_codes[record.user_code_hash] = record.device_code_hash
+
+    async def get_by_device_code(self, device_code_hash: str) -> DeviceAuthorization | None:
+        return self._s.devices.get(device_code_hash)
+
+    async def get_by_user_code(self, user_code_hash: str) -> DeviceAuthorization | None:
+        key = self._s.user_codes.get(user_code_hash)
+        return None if key is None else self._s.devices.get(key)
+
+    async def transition(self, record: DeviceAuthorization, expected: DeviceStatus) -> bool:
+        stored = self._s.devices.get(record.device_code_hash)
+        if stored is None or stored.status is not expected:
+            return False
+        self._s.devices[record.device_code_hash] = dataclasses.replace(
+            stored,
+            status=record.status,
+            user_id=record.user_id,
+            auth_time=record.auth_time,
+            decided_at=record.decided_at,
+            last_polled_at=record.last_polled_at,
+        )
+        return True
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        doomed = [k for k, r in self._s.devices.items() if r.expires_at < expired_before][:limit]
+        for key in doomed:
+            record = self._s.devices.pop(key)
+            self._s.user_codes.pop(record.user_code_hash, None)
+        return len(doomed)
+
+
+class MemoryRefreshTokens:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, token: RefreshToken) -> None:
+        if token.token_hash in self._s.refresh:
+            raise AlreadyExistsError("refresh token collision")
+        self._s.refresh[token.token_hash] = token
+
+    async def get(self, token_hash: str) -> RefreshToken | None:
+        return self._s.refresh.get(token_hash)
+
+    async def rotate(self, token_hash: str) -> bool:
+        stored = self._s.refresh.get(token_hash)
+        if stored is None or stored.status is not RefreshStatus.ACTIVE:
+            return False
+        self._s.refresh[token_hash] = dataclasses.replace(stored, status=RefreshStatus.ROTATED)
+        return True
+
+    async def revoke_family(self, family_id: str) -> int:
+        count = 0
+        for key, token in list(self._s.refresh.items()):
+            if token.family_id == family_id and token.status is not RefreshStatus.REVOKED:
+                self._s.refresh[key] = dataclasses.replace(token, status=RefreshStatus.REVOKED)
+                count += 1
+        return count
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        doomed = [k for k, t in self._s.refresh.items() if t.expires_at < expired_before][:limit]
+        for key in doomed:
+            del self._s.refresh[key]
+        return len(doomed)
+
+
+class MemorySecrets:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def get(self, name: str) -> bytes | None:
+        return self._s.secrets.get(name)
+
+    async def add_if_absent(self, name: str, value: bytes) -> bytes:
+        return self._s.secrets.setdefault(name, value)
+
+    async def names(self) -> Sequence[str]:
+        return sorted(self._s.secrets)
+
+
+class MemoryUnitOfWork:
+    """Writes apply at once; the memory store is for one process and for the contract, where
+    transactional rollback is exercised by the SQL implementation."""
+
+    def __init__(self, state: _State) -> None:
+        self.clients = MemoryClients(state)
+        self.users = MemoryUsers(state)
+        self.device_authorizations = MemoryDeviceAuthorizations(state)
+        self.refresh_tokens = MemoryRefreshTokens(state)
+        self.secrets = MemorySecrets(state)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        return None
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._state = _State()
+
+    def unit_of_work(self, *, read_only: bool = False) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self._state)
+
+    async def close(self) -> None:
+        return None

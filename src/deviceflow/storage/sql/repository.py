@@ -1,0 +1,666 @@
+"""SQL implementations of the storage ports (``storage/interface.py``) on SQLAlchemy 2 Core.
+
+The same statements run on SQLite (aiosqlite) and PostgreSQL (asyncpg). Every compare-and-set is
+one ``UPDATE … WHERE <key> AND <expected state>`` whose rowcount says who won: the database, not
+Python, decides between concurrent callers, so single use of a device code and of a rotated refresh
+token holds across processes and hosts.
+
+Statements are built once at import time with named bind parameters, so SQLAlchemy's compiled
+cache (and asyncpg's prepared-statement cache) reuses them on the hot polling path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, cast
+
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Result
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Delete
+
+from ...protocol.models import (
+    Client,
+    ClientType,
+    DeviceAuthorization,
+    DeviceStatus,
+    RefreshStatus,
+    RefreshToken,
+    RequestOrigin,
+    Timestamp,
+    User,
+)
+from ..interface import AlreadyExistsError, StorageError
+from . import tables as t
+
+_c = t.clients
+_u = t.users
+_d = t.device_authorizations
+_r = t.refresh_tokens
+_s = t.server_secrets
+
+
+def _join(words: frozenset[str]) -> str:
+    # Sorted, so that equal sets are stored as equal text.
+    return " ".join(sorted(words))
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# A duplicate key, as each driver reports it. Other integrity errors (a CHECK on a status the
+# schema does not know) are bugs, and must not pass for "taken, try another code".
+_PG_UNIQUE_VIOLATION = "23505"
+_SQLITE_DUPLICATE = frozenset({"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"})
+
+
+def _is_duplicate(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlstate", None) == _PG_UNIQUE_VIOLATION
+        or getattr(orig, "sqlite_errorname", None) in _SQLITE_DUPLICATE
+    )
+
+
+async def _insert(conn: AsyncConnection, stmt: Any, values: Mapping[str, Any], key: str) -> None:
+    """Insert inside a SAVEPOINT and turn a unique-key violation into ``AlreadyExistsError``.
+
+    The savepoint is what keeps the caller's transaction usable: PostgreSQL aborts the whole
+    transaction on an error, so without it the service could not retry with a fresh user code."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(stmt, values)
+    except IntegrityError as exc:
+        if not _is_duplicate(exc):
+            raise
+        raise AlreadyExistsError(key) from exc
+
+
+async def _purge(conn: AsyncConnection, stmt: Delete, expired_before: Timestamp, limit: int) -> int:
+    if limit <= 0:
+        return 0
+    result = await conn.execute(stmt, {"b_before": expired_before, "b_limit": limit})
+    return result.rowcount
+
+
+def _purge_statement(table: Any, pk: Any) -> Delete:
+    # DELETE … WHERE pk IN (SELECT pk … LIMIT n): both dialects accept it (neither needs
+    # DELETE … LIMIT, which PostgreSQL lacks), and a small batch keeps each lock short.
+    doomed = (
+        select(pk).where(table.c.expires_at < bindparam("b_before")).limit(bindparam("b_limit"))
+    )
+    return delete(table).where(pk.in_(doomed))
+
+
+# ---------------------------------------------------------------------------------------- clients
+
+_CLIENT_GET = select(_c).where(_c.c.client_id == bindparam("b_client_id"))
+_CLIENT_LIST = select(_c).order_by(_c.c.client_id)
+_CLIENT_INSERT = insert(_c)
+_CLIENT_DELETE = delete(_c).where(_c.c.client_id == bindparam("b_client_id"))
+
+
+def _client(row: Row[Any]) -> Client:
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        client_type=ClientType(row.client_type),
+        grant_types=frozenset(row.grant_types.split()),
+        scopes=frozenset(row.scopes.split()),
+        secret_hash=row.secret_hash,
+        device_code_lifetime=row.device_code_lifetime,
+        created_at=row.created_at,
+    )
+
+
+class SqlClients:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, client_id: str) -> Client | None:
+        row = (await self._conn.execute(_CLIENT_GET, {"b_client_id": client_id})).first()
+        return None if row is None else _client(row)
+
+    async def add(self, client: Client) -> None:
+        """Insert; ``AlreadyExistsError`` when the client id is taken."""
+        values = {
+            "client_id": client.client_id,
+            "name": client.name,
+            "client_type": client.client_type.value,
+            "grant_types": _join(client.grant_types),
+            "scopes": _join(client.scopes),
+            "secret_hash": client.secret_hash,
+            "device_code_lifetime": client.device_code_lifetime,
+            "created_at": client.created_at,
+        }
+        await _insert(self._conn, _CLIENT_INSERT, values, client.client_id)
+
+    async def list(self) -> Sequence[Client]:
+        return [_client(row) for row in await self._conn.execute(_CLIENT_LIST)]
+
+    async def remove(self, client_id: str) -> bool:
+        result = await self._conn.execute(_CLIENT_DELETE, {"b_client_id": client_id})
+        return result.rowcount == 1
+
+
+# ------------------------------------------------------------------------------------------ users
+
+_USER_GET = select(_u).where(_u.c.user_id == bindparam("b_user_id"))
+_USER_BY_NAME = select(_u).where(_u.c.username == bindparam("b_username"))
+_USER_LIST = select(_u).order_by(_u.c.username)
+_USER_INSERT = insert(_u)
+_USER_DELETE = delete(_u).where(_u.c.username == bindparam("b_username"))
+_USER_SET_PASSWORD = (
+    update(_u)
+    .where(_u.c.username == bindparam("b_username"))
+    .values(password_hash=bindparam("b_password_hash"))
+)
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        user_id=row.user_id,
+        username=row.username,
+        name=row.name,
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+    )
+
+
+class SqlUsers:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, user_id: str) -> User | None:
+        row = (await self._conn.execute(_USER_GET, {"b_user_id": user_id})).first()
+        return None if row is None else _user(row)
+
+    async def get_by_username(self, username: str) -> User | None:
+        row = (await self._conn.execute(_USER_BY_NAME, {"b_username": username})).first()
+        return None if row is None else _user(row)
+
+    async def add(self, user: User) -> None:
+        """Insert; ``AlreadyExistsError`` when the username (or the user id) is taken."""
+        values = {
+            "user_id": user.user_id,
+            "username": user.username,
+            "name": user.name,
+            "password_hash": user.password_hash,
+            "created_at": user.created_at,
+        }
+        await _insert(self._conn, _USER_INSERT, values, user.username)
+
+    async def list(self) -> Sequence[User]:
+        return [_user(row) for row in await self._conn.execute(_USER_LIST)]
+
+    async def remove(self, username: str) -> bool:
+        result = await self._conn.execute(_USER_DELETE, {"b_username": username})
+        return result.rowcount == 1
+
+    async def set_password_hash(self, username: str, password_hash: str) -> bool:
+        params = {"b_username": username, "b_password_hash": password_hash}
+        result = await self._conn.execute(_USER_SET_PASSWORD, params)
+        return result.rowcount == 1
+
+
+# -------------------------------------------------------------------------- device authorizations
+
+_DEVICE_BY_DEVICE_CODE = select(_d).where(_d.c.device_code_hash == bindparam("b_device_code_hash"))
+_DEVICE_BY_USER_CODE = select(_d).where(_d.c.user_code_hash == bindparam("b_user_code_hash"))
+_DEVICE_INSERT = insert(_d)
+
+_POLL_SET: dict[str, Any] = {
+    "last_polled_at": bindparam("b_last_polled_at"),
+    "interval": bindparam("b_interval"),
+}
+_POLL_WHERE = (
+    _d.c.device_code_hash == bindparam("b_device_code_hash"),
+    _d.c.status == DeviceStatus.PENDING.value,
+)
+# Two statements rather than IS NOT DISTINCT FROM, which SQLite spells IS: ``= NULL`` is never
+# true, so the first poll (no stored poll time yet) needs its own ``IS NULL`` form.
+_POLL_AFTER_POLL = (
+    update(_d)
+    .where(*_POLL_WHERE, _d.c.last_polled_at == bindparam("b_expected_last_polled_at"))
+    .values(_POLL_SET)
+)
+_POLL_FIRST = update(_d).where(*_POLL_WHERE, _d.c.last_polled_at.is_(None)).values(_POLL_SET)
+
+_DEVICE_TRANSITION = (
+    update(_d)
+    .where(
+        _d.c.device_code_hash == bindparam("b_device_code_hash"),
+        _d.c.status == bindparam("b_expected"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        user_id=bindparam("b_user_id"),
+        auth_time=bindparam("b_auth_time"),
+        decided_at=bindparam("b_decided_at"),
+        last_polled_at=bindparam("b_last_polled_at"),
+    )
+)
+_DEVICE_PURGE = _purge_statement(_d, _d.c.device_code_hash)
+
+
+def _device(row: Row[Any]) -> DeviceAuthorization:
+    return DeviceAuthorization(
+        device_code_hash=row.device_code_hash,
+        user_code_hash=row.user_code_hash,
+        client_id=row.client_id,
+        scope=_split(row.scope),
+        status=DeviceStatus(row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        interval=row.interval,
+        origin=RequestOrigin(ip_address=row.ip_address, user_agent=row.user_agent),
+        last_polled_at=row.last_polled_at,
+        user_id=row.user_id,
+        auth_time=row.auth_time,
+        decided_at=row.decided_at,
+    )
+
+
+class SqlDeviceAuthorizations:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, record: DeviceAuthorization) -> None:
+        """Insert; ``AlreadyExistsError`` when the user code hash (or device code hash) is taken,
+        and the transaction stays usable so the service can retry with a fresh code."""
+        values = {
+            "device_code_hash": record.device_code_hash,
+            "user_code_hash": record.user_code_hash,
+            "client_id": record.client_id,
+            "scope": " ".join(record.scope),
+            "status": record.status.value,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+            "interval": record.interval,
+            "ip_address": record.origin.ip_address,
+            "user_agent": record.origin.user_agent,
+            "last_polled_at": record.last_polled_at,
+            "user_id": record.user_id,
+            "auth_time": record.auth_time,
+            "decided_at": record.decided_at,
+        }
+        await _insert(self._conn, _DEVICE_INSERT, values, "code collision")
+
+    async def get_by_device_code(self, device_code_hash: str) -> DeviceAuthorization | None:
+        params = {"b_device_code_hash": device_code_hash}
+        row = (await self._conn.execute(_DEVICE_BY_DEVICE_CODE, params)).first()
+        return None if row is None else _device(row)
+
+    async def get_by_user_code(self, user_code_hash: str) -> DeviceAuthorization | None:
+        params = {"b_user_code_hash": user_code_hash}
+        row = (await self._conn.execute(_DEVICE_BY_USER_CODE, params)).first()
+        return None if row is None else _device(row)
+
+    async def transition(self, record: DeviceAuthorization, expected: DeviceStatus) -> bool:
+        """Move to ``record.status`` with its decision fields only if the stored status is still
+        ``expected``; exactly one of any number of concurrent callers gets True.
+
+        Carries out single use: a device code is exchanged for tokens once, as an authorization
+        code is (RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than
+        once"), and a pending request is decided once (pending → approved | denied). The row
+        lock makes each loser re-check the status after the winner commits and update 0 rows."""
+        params = {
+            "b_device_code_hash": record.device_code_hash,
+            "b_expected": expected.value,
+            "b_status": record.status.value,
+            "b_user_id": record.user_id,
+            "b_auth_time": record.auth_time,
+            "b_decided_at": record.decided_at,
+            "b_last_polled_at": record.last_polled_at,
+        }
+        result = await self._conn.execute(_DEVICE_TRANSITION, params)
+        return result.rowcount == 1
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` records whose ``expires_at`` is before ``expired_before``."""
+        return await _purge(self._conn, _DEVICE_PURGE, expired_before, limit)
+
+
+# --------------------------------------------------------------------------------- refresh tokens
+
+_REFRESH_GET = select(_r).where(_r.c.token_hash == bindparam("b_token_hash"))
+_REFRESH_INSERT = insert(_r)
+_REFRESH_ROTATE = (
+    update(_r)
+    .where(
+        _r.c.token_hash == bindparam("b_token_hash"),
+        _r.c.status == RefreshStatus.ACTIVE.value,
+    )
+    .values(status=RefreshStatus.ROTATED.value)
+)
+_REFRESH_REVOKE_FAMILY = (
+    update(_r)
+    .where(
+        _r.c.family_id == bindparam("b_family_id"),
+        _r.c.status != RefreshStatus.REVOKED.value,
+    )
+    .values(status=RefreshStatus.REVOKED.value)
+)
+_REFRESH_PURGE = _purge_statement(_r, _r.c.token_hash)
+
+
+def _refresh(row: Row[Any]) -> RefreshToken:
+    return RefreshToken(
+        token_hash=row.token_hash,
+        family_id=row.family_id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        scope=_split(row.scope),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        auth_time=row.auth_time,
+        status=RefreshStatus(row.status),
+    )
+
+
+class SqlRefreshTokens:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, token: RefreshToken) -> None:
+        """Insert; ``AlreadyExistsError`` when the token hash is taken."""
+        values = {
+            "token_hash": token.token_hash,
+            "family_id": token.family_id,
+            "client_id": token.client_id,
+            "user_id": token.user_id,
+            "scope": " ".join(token.scope),
+            "issued_at": token.issued_at,
+            "expires_at": token.expires_at,
+            "auth_time": token.auth_time,
+            "status": token.status.value,
+        }
+        await _insert(self._conn, _REFRESH_INSERT, values, "refresh token collision")
+
+    async def get(self, token_hash: str) -> RefreshToken | None:
+        row = (await self._conn.execute(_REFRESH_GET, {"b_token_hash": token_hash})).first()
+        return None if row is None else _refresh(row)
+
+    async def rotate(self, token_hash: str) -> bool:
+        """Mark an active token rotated; True for exactly one of concurrent callers.
+
+        Carries out refresh token rotation (RFC 9700 §4.14.2: each refresh invalidates the
+        previous refresh token): a second use of the same token finds it rotated, and the service
+        then treats it as a replay."""
+        result = await self._conn.execute(_REFRESH_ROTATE, {"b_token_hash": token_hash})
+        return result.rowcount == 1
+
+    async def revoke_family(self, family_id: str) -> int:
+        """Revoke every not-yet-revoked token of a family; return how many changed.
+
+        Carries out RFC 9700 §4.14.2 on replay of a rotated token: the server cannot tell the
+        attacker from the legitimate client, so it revokes the active token, and with it the
+        whole family."""
+        result = await self._conn.execute(_REFRESH_REVOKE_FAMILY, {"b_family_id": family_id})
+        return result.rowcount
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` tokens whose ``expires_at`` is before ``expired_before``."""
+        return await _purge(self._conn, _REFRESH_PURGE, expired_before, limit)
+
+
+# ---------------------------------------------------------------------------------------- secrets
+
+_SECRET_GET = select(_s.c.value).where(_s.c.name == bindparam("b_name"))
+_SECRET_INSERT = insert(_s)
+_SECRET_NAMES = select(_s.c.name).order_by(_s.c.name)
+
+
+class SqlSecrets:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, name: str) -> bytes | None:
+        value = (await self._conn.execute(_SECRET_GET, {"b_name": name})).scalar_one_or_none()
+        return None if value is None else bytes(value)
+
+    async def add_if_absent(self, name: str, value: bytes) -> bytes:
+        """Store ``value`` unless ``name`` exists; return whichever value is stored.
+
+        Two workers starting at once agree on one secret: the losing INSERT waits for the
+        winner's row (PostgreSQL) or its write lock (SQLite), fails on the primary key inside a
+        savepoint, and then reads the winner's committed value."""
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(_SECRET_INSERT, {"name": name, "value": value})
+        except IntegrityError as exc:
+            if not _is_duplicate(exc):
+                raise
+            stored = await self.get(name)
+            if stored is None:  # pragma: no cover - the port has no way to delete a secret
+                raise StorageError(f"secret {name!r} vanished while being created") from None
+            return stored
+        return value
+
+    async def names(self) -> Sequence[str]:
+        return list((await self._conn.execute(_SECRET_NAMES)).scalars())
+
+
+# ------------------------------------------------------------------------------ unit of work, store
+
+
+READ_ONLY_OPTION = "deviceflow_read_only"
+"""Execution option marking a connection whose transaction only reads."""
+
+
+class SqlUnitOfWork:
+    """One transaction on one pooled connection. ``commit()`` commits; leaving the block without
+    it rolls back. A statement after ``commit()`` starts a new transaction (autobegin).
+
+    On SQLite, a unit of work also holds its store's write lock from entry to exit, so do not
+    open one unit of work inside another on the same store: the inner one would wait for the
+    outer (and fail after ``lock_timeout``)."""
+
+    clients: SqlClients
+    users: SqlUsers
+    device_authorizations: SqlDeviceAuthorizations
+    refresh_tokens: SqlRefreshTokens
+    secrets: SqlSecrets
+
+    __slots__ = (
+        "_conn",
+        "_engine",
+        "_held",
+        "_lock",
+        "_lock_timeout",
+        "_read_only",
+        "clients",
+        "device_authorizations",
+        "refresh_tokens",
+        "secrets",
+        "users",
+    )
+
+    def __init__(
+        self, engine: AsyncEngine, lock: asyncio.Lock | None = None, lock_timeout: float = 30.0,
+        *, read_only: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._read_only = read_only
+        self._lock = lock
+        self._lock_timeout = lock_timeout
+        self._held = False
+        self._conn: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The connection of this unit of work, for tests and maintenance tasks."""
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open: use `async with`")
+        return self._conn
+
+    async def __aenter__(self) -> Self:
+        if self._conn is not None:
+            raise RuntimeError("a unit of work is entered once")
+        if self._lock is not None:
+            try:
+                async with asyncio.timeout(self._lock_timeout):
+                    await self._lock.acquire()
+                self._held = True
+            except TimeoutError:
+                raise StorageError(
+                    f"waited {self._lock_timeout:g} s for the SQLite write lock"
+                ) from None
+        try:
+            conn = await self._engine.connect()
+        except BaseException:
+            self._release()
+            raise
+        if self._read_only:
+            # Autocommit: a read-only unit of work needs no BEGIN/ROLLBACK round trips (each
+            # SELECT sees committed data); the SQLite "begin" listener also skips its BEGIN.
+            await conn.execution_options(**{READ_ONLY_OPTION: True}, isolation_level="AUTOCOMMIT")
+        self._conn = conn
+        self.clients = SqlClients(conn)
+        self.users = SqlUsers(conn)
+        self.device_authorizations = SqlDeviceAuthorizations(conn)
+        self.refresh_tokens = SqlRefreshTokens(conn)
+        self.secrets = SqlSecrets(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self.connection, None
+        try:
+            if exc_type is None:
+                # Closing rolls back whatever was not committed and returns the connection to
+                # the pool.
+                await conn.close()
+            else:
+                # Leaving on an error may mean the task is being cancelled (a client hung up):
+                # the shield lets the rollback finish so the connection returns to the pool.
+                await asyncio.shield(conn.close())
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None and self._held:
+            self._held = False
+            self._lock.release()
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+
+class _InlineConnection:
+    """Just enough of ``AsyncConnection`` for the repositories' reads, over a synchronous
+    connection whose statements run inline on the event loop (see ``InlineReadUnitOfWork``)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        return self._conn.execute(statement, parameters)
+
+
+class InlineReadUnitOfWork:
+    """A read-only unit of work on SQLite that runs its SELECTs inline on the event loop.
+
+    Why: through aiosqlite every statement is several hand-offs to a worker thread and back,
+    and on the polling path those wake-ups cost far more CPU than the query (an indexed lookup
+    in SQLite's page cache takes tens of microseconds). The connection is in autocommit mode, so
+    each SELECT reads its own committed WAL snapshot beside the writer, holds no lock, and leaves
+    no transaction open across the awaits of interleaved units of work sharing it."""
+
+    clients: SqlClients
+    users: SqlUsers
+    device_authorizations: SqlDeviceAuthorizations
+    refresh_tokens: SqlRefreshTokens
+    secrets: SqlSecrets
+
+    __slots__ = ("_conn", "_engine", "clients", "device_authorizations", "refresh_tokens",
+                 "secrets", "users")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = self._engine.connect()
+        conn = cast(AsyncConnection, _InlineConnection(self._conn))  # reads only, see above
+        self.clients = SqlClients(conn)
+        self.users = SqlUsers(conn)
+        self.device_authorizations = SqlDeviceAuthorizations(conn)
+        self.refresh_tokens = SqlRefreshTokens(conn)
+        self.secrets = SqlSecrets(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        raise StorageError("a read-only unit of work has nothing to commit")
+
+
+class SqlStore:
+    """The SQL store: a pooled async engine that hands out units of work.
+
+    On SQLite, units of work of one store take turns through an ``asyncio.Lock``. SQLite has one
+    writer at a time anyway (every transaction here is ``BEGIN IMMEDIATE``); without the lock,
+    the waiters sleep-poll in SQLite's busy handler (up to 100 ms a try), which wastes most of
+    the time under load and, past ``busy_timeout``, fails with "database is locked". The lock
+    wakes the next waiter as soon as the previous one finishes. Other processes on the same file
+    still meet ``busy_timeout``."""
+
+    __slots__ = ("_engine", "_lock", "_lock_timeout", "_reader")
+
+    def __init__(
+        self, engine: AsyncEngine, *, lock_timeout: float = 30.0, reader: Engine | None = None
+    ) -> None:
+        self._engine = engine
+        self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._lock_timeout = lock_timeout
+        self._reader = reader
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork | InlineReadUnitOfWork:
+        # A read-only unit of work skips the write lock. On SQLite it reads inline (above); on
+        # PostgreSQL it is an ordinary transaction on a pooled connection.
+        if read_only:
+            if self._reader is not None:
+                return InlineReadUnitOfWork(self._reader)
+            return SqlUnitOfWork(self._engine, None, self._lock_timeout, read_only=True)
+        return SqlUnitOfWork(self._engine, self._lock, self._lock_timeout)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        if self._reader is not None:
+            self._reader.dispose()
+        await self._engine.dispose()
+
+
+__all__ = [
+    "InlineReadUnitOfWork",
+    "SqlClients",
+    "SqlDeviceAuthorizations",
+    "SqlRefreshTokens",
+    "SqlSecrets",
+    "SqlStore",
+    "SqlUnitOfWork",
+    "SqlUsers",
+]

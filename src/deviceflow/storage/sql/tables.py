@@ -1,0 +1,122 @@
+"""The SQL schema of the storage ports (``storage/interface.py``) as SQLAlchemy Core tables.
+
+One ``MetaData`` with a naming convention, so that every constraint and index has a stable,
+dialect-neutral name: Alembic can then compare and alter them the same way on SQLite and
+PostgreSQL. Strings are unbounded ``TEXT`` (SQLite ignores a length and PostgreSQL would enforce
+it, so a bound would make the two dialects disagree). Timestamps are epoch seconds in ``Double``
+columns (``protocol.models.Timestamp``), so no time zone handling differs between dialects.
+Device codes, user codes and refresh tokens are stored only as HMACs (the ``*_hash`` columns):
+a copy of the database gives no usable code.
+
+There are deliberately no foreign keys: the contract (``storage/memory.py``) lets a client or a
+user be removed while device authorizations and refresh tokens naming it still exist; the service
+refuses those records when it loads them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("client_type", Text, nullable=False),
+    Column("grant_types", Text, nullable=False),  # space-joined, sorted
+    Column("scopes", Text, nullable=False),  # space-joined, sorted
+    Column("secret_hash", Text, nullable=True),
+    Column("device_code_lifetime", Integer, nullable=True),
+    Column("created_at", Double, nullable=False),
+    CheckConstraint("client_type IN ('public', 'confidential')", name="client_type"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("username"),
+)
+
+device_authorizations = Table(
+    "device_authorizations",
+    metadata,
+    Column("device_code_hash", Text, primary_key=True),
+    Column("user_code_hash", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("scope", Text, nullable=False),  # space-joined, in request order
+    Column("status", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("ip_address", Text, nullable=False),
+    Column("user_agent", Text, nullable=False),
+    Column("last_polled_at", Double, nullable=True),
+    Column("user_id", Text, nullable=True),
+    Column("auth_time", Double, nullable=True),
+    Column("decided_at", Double, nullable=True),
+    # The unique index is what makes a user code collision an IntegrityError (RFC 8628 §6.1:
+    # a user code names exactly one pending authorization).
+    UniqueConstraint("user_code_hash"),
+    CheckConstraint("status IN ('pending', 'approved', 'denied', 'redeemed')", name="status"),
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("family_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("issued_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("status", Text, nullable=False),
+    CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
+    Index(None, "family_id"),  # revoke_family on replay
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "clients",
+    "device_authorizations",
+    "metadata",
+    "refresh_tokens",
+    "server_secrets",
+    "users",
+]

@@ -1,0 +1,577 @@
+"""The storage contract (``deviceflow.storage.interface``), run against every store: memory, SQLite
+and PostgreSQL. Every port method, every compare-and-set (also under real concurrency, from
+separate units of work and connections), and the transactional behaviour of the SQL stores."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import TypeVar
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from tests.support.stores import Backend
+
+from deviceflow.protocol.models import (
+    Client,
+    ClientType,
+    DeviceAuthorization,
+    DeviceStatus,
+    RefreshStatus,
+    RefreshToken,
+    RequestOrigin,
+    User,
+)
+from deviceflow.storage.interface import AlreadyExistsError, Store, UnitOfWork
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_700_000_000.25  # a fraction, so a float column that rounds would show
+CONCURRENCY = 50
+WORKERS = 10
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------ records
+
+
+def a_client(client_id: str = "cli", **changes: object) -> Client:
+    client = Client(
+        client_id=client_id,
+        name="The CLI",
+        client_type=ClientType.PUBLIC,
+        grant_types=frozenset({"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}),
+        scopes=frozenset({"openid", "profile", "offline_access"}),
+        created_at=NOW,
+    )
+    return dataclasses.replace(client, **changes)  # type: ignore[arg-type]
+
+
+def a_user(username: str = "ada", **changes: object) -> User:
+    user = User(
+        user_id=f"sub-{username}",
+        username=username,
+        name="Ada Lovelace",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        created_at=NOW,
+    )
+    return dataclasses.replace(user, **changes)  # type: ignore[arg-type]
+
+
+def a_device(n: int = 1, **changes: object) -> DeviceAuthorization:
+    record = DeviceAuthorization(
+        device_code_hash=f"device-{n:04d}",
+        user_code_hash=f"user-{n:04d}",
+        client_id="cli",
+        scope=("openid", "profile", "offline_access"),  # order matters: kept as requested
+        status=DeviceStatus.PENDING,
+        created_at=NOW,
+        expires_at=NOW + 600,
+        interval=5,
+        origin=RequestOrigin(ip_address="2001:db8::1", user_agent="curl/8.5.0 (ünïcode)"),
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def a_token(n: int = 1, family_id: str = "family-1", **changes: object) -> RefreshToken:
+    token = RefreshToken(
+        token_hash=f"refresh-{n:04d}",
+        family_id=family_id,
+        client_id="cli",
+        user_id="sub-ada",
+        scope=("openid", "offline_access"),
+        issued_at=NOW,
+        expires_at=NOW + 86_400,
+        auth_time=NOW - 30.5,
+    )
+    return dataclasses.replace(token, **changes)  # type: ignore[arg-type]
+
+
+def approved(record: DeviceAuthorization) -> DeviceAuthorization:
+    return dataclasses.replace(
+        record,
+        status=DeviceStatus.APPROVED,
+        user_id="sub-ada",
+        auth_time=NOW + 10.5,
+        decided_at=NOW + 11.5,
+    )
+
+
+async def committed(store: Store, action: Callable[[UnitOfWork], Awaitable[object]]) -> object:
+    """Run ``action`` in its own unit of work and commit."""
+    async with store.unit_of_work() as uow:
+        result = await action(uow)
+        await uow.commit()
+    return result
+
+
+async def concurrently(
+    backend: Backend,
+    action: Callable[[UnitOfWork], Awaitable[T]],
+    n: int = CONCURRENCY,
+    workers: int = WORKERS,
+) -> list[T]:
+    """Run ``action`` in ``n`` units of work released at once, spread over ``workers`` stores
+    (simulated server processes, each with its own pool), every unit on its own connection;
+    each commits. Only the database decides between them."""
+    barrier = asyncio.Barrier(n)
+    per_worker = -(-n // workers)
+
+    async def one(store: Store) -> T:
+        await barrier.wait()
+        async with store.unit_of_work() as uow:
+            result = await action(uow)
+            await uow.commit()
+            return result
+
+    async with backend.worker_stores(workers, pool_size=per_worker) as stores:
+        return list(await asyncio.gather(*(one(stores[i % workers]) for i in range(n))))
+
+
+# -------------------------------------------------------------------------------------- clients
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        a_client(),
+        a_client(
+            "svc",
+            client_type=ClientType.CONFIDENTIAL,
+            secret_hash="pbkdf2$abc",
+            device_code_lifetime=900,
+            scopes=frozenset(),
+        ),
+    ],
+    ids=["public", "confidential"],
+)
+async def test_client_round_trip(backend: Backend, client: Client) -> None:
+    await committed(backend.store, lambda uow: uow.clients.add(client))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.clients.get(client.client_id) == client
+        assert await uow.clients.get("nobody") is None
+
+
+async def test_client_duplicate_id_is_refused(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.clients.add(a_client()))
+    async with backend.store.unit_of_work() as uow:
+        with pytest.raises(AlreadyExistsError):
+            await uow.clients.add(a_client(name="Impostor"))
+        assert await uow.clients.get("cli") == a_client()
+
+
+async def test_client_list_and_remove(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for client_id in ("zeta", "alpha", "mid"):
+            await uow.clients.add(a_client(client_id))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert [c.client_id for c in await uow.clients.list()] == ["alpha", "mid", "zeta"]
+        assert await uow.clients.remove("mid") is True
+        assert await uow.clients.remove("mid") is False
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert [c.client_id for c in await uow.clients.list()] == ["alpha", "zeta"]
+
+
+# ---------------------------------------------------------------------------------------- users
+
+
+async def test_user_round_trip(backend: Backend) -> None:
+    user = a_user()
+    await committed(backend.store, lambda uow: uow.users.add(user))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.users.get("sub-ada") == user
+        assert await uow.users.get_by_username("ada") == user
+        assert await uow.users.get("sub-nobody") is None
+        assert await uow.users.get_by_username("nobody") is None
+
+
+async def test_user_duplicate_username_is_refused(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.users.add(a_user()))
+    async with backend.store.unit_of_work() as uow:
+        with pytest.raises(AlreadyExistsError):
+            await uow.users.add(a_user(user_id="sub-other"))
+        # The transaction is still usable after the refusal.
+        await uow.users.add(a_user("grace"))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert [u.username for u in await uow.users.list()] == ["ada", "grace"]
+
+
+async def test_user_list_remove_and_set_password(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for name in ("carol", "ada", "bob"):
+            await uow.users.add(a_user(name))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert [u.username for u in await uow.users.list()] == ["ada", "bob", "carol"]
+        assert await uow.users.set_password_hash("bob", "new-hash") is True
+        assert await uow.users.set_password_hash("nobody", "new-hash") is False
+        assert await uow.users.remove("carol") is True
+        assert await uow.users.remove("carol") is False
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert [u.username for u in await uow.users.list()] == ["ada", "bob"]
+        bob = await uow.users.get_by_username("bob")
+        assert bob is not None
+        assert bob.password_hash == "new-hash"
+        assert bob == dataclasses.replace(a_user("bob"), password_hash="new-hash")
+
+
+# ------------------------------------------------------------------------ device authorizations
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        a_device(),
+        approved(a_device(2, last_polled_at=NOW + 5.5, interval=10, scope=())),
+    ],
+    ids=["pending", "approved-every-field"],
+)
+async def test_device_round_trip(backend: Backend, record: DeviceAuthorization) -> None:
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    async with backend.store.unit_of_work() as uow:
+        repo = uow.device_authorizations
+        assert await repo.get_by_device_code(record.device_code_hash) == record
+        assert await repo.get_by_user_code(record.user_code_hash) == record
+        assert await repo.get_by_device_code(record.user_code_hash) is None
+        assert await repo.get_by_user_code(record.device_code_hash) is None
+
+
+async def test_duplicate_user_code_is_refused_and_the_transaction_stays_usable(
+    backend: Backend,
+) -> None:
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(a_device(1)))
+    async with backend.store.unit_of_work() as uow:
+        repo = uow.device_authorizations
+        await repo.add(a_device(2))  # written before the collision: must survive it
+        with pytest.raises(AlreadyExistsError):
+            await repo.add(a_device(3, user_code_hash="user-0001"))
+        with pytest.raises(AlreadyExistsError):  # same user code within this transaction
+            await repo.add(a_device(4, user_code_hash="user-0002"))
+        # What the service does next: draw another user code and try again.
+        await repo.add(a_device(5))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        repo = uow.device_authorizations
+        for n, exists in [(1, True), (2, True), (3, False), (4, False), (5, True)]:
+            assert (await repo.get_by_device_code(f"device-{n:04d}") is not None) is exists, n
+        first = await repo.get_by_user_code("user-0001")
+        assert first is not None
+        assert first.device_code_hash == "device-0001"
+
+
+async def test_duplicate_device_code_is_refused(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(a_device(1)))
+    async with backend.store.unit_of_work() as uow:
+        with pytest.raises(AlreadyExistsError):
+            await uow.device_authorizations.add(a_device(1, user_code_hash="user-9999"))
+
+
+async def test_transition_is_a_compare_and_set_on_the_status(backend: Backend) -> None:
+    record = a_device()
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    decided = approved(record)
+    redeemed = dataclasses.replace(decided, status=DeviceStatus.REDEEMED, last_polled_at=NOW + 20)
+    denied = dataclasses.replace(record, status=DeviceStatus.DENIED, decided_at=NOW + 1)
+    async with backend.store.unit_of_work() as uow:
+        repo = uow.device_authorizations
+        assert await repo.transition(decided, DeviceStatus.PENDING) is True
+        assert await repo.transition(denied, DeviceStatus.PENDING) is False  # decided once
+        assert await repo.get_by_device_code(record.device_code_hash) == decided
+        assert await repo.transition(redeemed, DeviceStatus.APPROVED) is True
+        assert await repo.transition(redeemed, DeviceStatus.APPROVED) is False  # used once
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        stored = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+    assert stored == redeemed
+
+
+async def test_transition_of_an_unknown_record_is_refused(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        assert (
+            await uow.device_authorizations.transition(approved(a_device()), DeviceStatus.PENDING)
+            is False
+        )
+
+
+async def test_transition_stores_only_the_decision_fields(backend: Backend) -> None:
+    record = a_device()
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    decided = dataclasses.replace(approved(record), interval=99, scope=("other",))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.device_authorizations.transition(decided, DeviceStatus.PENDING) is True
+        stored = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+    assert stored == approved(record)
+
+
+async def test_concurrent_redemptions_have_exactly_one_winner(backend: Backend) -> None:
+    record = approved(a_device())
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    redeemed = dataclasses.replace(record, status=DeviceStatus.REDEEMED)
+
+    async def redeem(uow: UnitOfWork) -> bool:
+        # As the token endpoint does: load, decide, then compare-and-set.
+        loaded = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+        assert loaded is not None
+        return await uow.device_authorizations.transition(redeemed, DeviceStatus.APPROVED)
+
+    results = await concurrently(backend, redeem)
+    assert results.count(True) == 1
+    async with backend.store.unit_of_work() as uow:
+        stored = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+    assert stored == redeemed
+
+
+async def test_read_only_unit_of_work_reads_beside_a_writer(backend: Backend) -> None:
+    """A read-only unit of work sees committed data and is not held up by an open writer (on
+    SQLite: a deferred WAL snapshot, outside the store's write lock)."""
+    record = a_device()
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    async with backend.store.unit_of_work() as writer:
+        await writer.device_authorizations.add(a_device(2, user_code_hash="user-2"))
+        async with asyncio.timeout(5), backend.store.unit_of_work(read_only=True) as reader:
+            seen = await reader.device_authorizations.get_by_device_code(
+                record.device_code_hash
+            )
+            unseen = await reader.device_authorizations.get_by_device_code(
+                a_device(2).device_code_hash
+            )
+        await writer.commit()
+    assert seen == record
+    if backend.kind != "memory":  # the memory store has no isolation (see its docstring)
+        assert unseen is None  # the writer had not committed yet
+
+
+async def test_concurrent_decisions_have_exactly_one_winner(backend: Backend) -> None:
+    record = a_device()
+    await committed(backend.store, lambda uow: uow.device_authorizations.add(record))
+    choices = [approved(record), dataclasses.replace(record, status=DeviceStatus.DENIED)]
+    turn = iter(range(CONCURRENCY))
+
+    async def decide(uow: UnitOfWork) -> bool:
+        choice = choices[next(turn) % 2]
+        return await uow.device_authorizations.transition(choice, DeviceStatus.PENDING)
+
+    results = await concurrently(backend, decide)
+    assert results.count(True) == 1
+    async with backend.store.unit_of_work() as uow:
+        stored = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+    assert stored in choices
+
+
+async def test_device_purge_deletes_expired_records_in_batches(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for n in range(7):  # expired
+            await uow.device_authorizations.add(a_device(n, expires_at=NOW - 100 + n))
+        for n in range(10, 13):  # live, one exactly at the cut-off (not before it)
+            await uow.device_authorizations.add(a_device(n, expires_at=NOW + n - 10))
+        await uow.commit()
+    batches = []
+    for _ in range(4):
+        async with backend.store.unit_of_work() as uow:
+            batches.append(await uow.device_authorizations.purge(NOW, 3))
+            await uow.commit()
+    assert batches == [3, 3, 1, 0]
+    async with backend.store.unit_of_work() as uow:
+        repo = uow.device_authorizations
+        assert await repo.purge(NOW, 0) == 0
+        for n in range(7):
+            assert await repo.get_by_device_code(f"device-{n:04d}") is None
+            # A purged record frees its user code for a new authorization.
+            assert await repo.get_by_user_code(f"user-{n:04d}") is None
+        for n in range(10, 13):
+            assert await repo.get_by_device_code(f"device-{n:04d}") is not None
+        await repo.add(a_device(99, user_code_hash="user-0000"))
+
+
+# ------------------------------------------------------------------------------- refresh tokens
+
+
+async def test_refresh_token_round_trip(backend: Backend) -> None:
+    token = a_token()
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(token))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.get(token.token_hash) == token
+        assert await uow.refresh_tokens.get("nothing") is None
+        with pytest.raises(AlreadyExistsError):
+            await uow.refresh_tokens.add(a_token(family_id="other"))
+        await uow.refresh_tokens.add(a_token(2))  # still usable
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.get("refresh-0002") == a_token(2)
+
+
+async def test_rotate_is_single_use(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.rotate("refresh-0001") is True
+        assert await uow.refresh_tokens.rotate("refresh-0001") is False
+        assert await uow.refresh_tokens.rotate("nothing") is False
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.get("refresh-0001") == a_token(status=RefreshStatus.ROTATED)
+
+
+async def test_rotate_refuses_a_revoked_token(backend: Backend) -> None:
+    revoked = a_token(status=RefreshStatus.REVOKED)
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(revoked))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.rotate(revoked.token_hash) is False
+        assert await uow.refresh_tokens.get(revoked.token_hash) == revoked
+
+
+async def test_concurrent_rotations_have_exactly_one_winner(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+
+    async def rotate(uow: UnitOfWork) -> bool:
+        return await uow.refresh_tokens.rotate("refresh-0001")
+
+    results = await concurrently(backend, rotate)
+    assert results.count(True) == 1
+
+
+async def test_revoke_family_revokes_every_live_token_of_that_family_only(
+    backend: Backend,
+) -> None:
+    async with backend.store.unit_of_work() as uow:
+        await uow.refresh_tokens.add(a_token(1, status=RefreshStatus.ROTATED))
+        await uow.refresh_tokens.add(a_token(2, status=RefreshStatus.ROTATED))
+        await uow.refresh_tokens.add(a_token(3))
+        await uow.refresh_tokens.add(a_token(4, status=RefreshStatus.REVOKED))
+        await uow.refresh_tokens.add(a_token(5, family_id="family-2"))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.revoke_family("family-1") == 3
+        assert await uow.refresh_tokens.revoke_family("family-1") == 0
+        assert await uow.refresh_tokens.revoke_family("no-such-family") == 0
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        for n in range(1, 5):
+            token = await uow.refresh_tokens.get(f"refresh-{n:04d}")
+            assert token is not None
+            assert token.status is RefreshStatus.REVOKED
+        assert await uow.refresh_tokens.get("refresh-0005") == a_token(5, family_id="family-2")
+        assert await uow.refresh_tokens.rotate("refresh-0003") is False
+
+
+async def test_refresh_purge_deletes_expired_tokens_in_batches(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for n in range(5):
+            await uow.refresh_tokens.add(a_token(n, expires_at=NOW - 1 - n))
+        await uow.refresh_tokens.add(a_token(10, expires_at=NOW))
+        await uow.commit()
+    batches = []
+    for _ in range(4):
+        async with backend.store.unit_of_work() as uow:
+            batches.append(await uow.refresh_tokens.purge(NOW, 2))
+            await uow.commit()
+    assert batches == [2, 2, 1, 0]
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.get("refresh-0010") is not None
+        assert all([await uow.refresh_tokens.get(f"refresh-{n:04d}") is None for n in range(5)])
+
+
+# -------------------------------------------------------------------------------------- secrets
+
+
+async def test_secrets(backend: Backend) -> None:
+    key = bytes(range(256))  # every byte value, NUL included
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.secrets.get("hmac") is None
+        assert await uow.secrets.names() == []
+        assert await uow.secrets.add_if_absent("hmac", key) == key
+        assert await uow.secrets.add_if_absent("hmac", b"second") == key  # never regenerated
+        assert await uow.secrets.add_if_absent("a-session", b"s") == b"s"
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.secrets.get("hmac") == key
+        assert await uow.secrets.names() == ["a-session", "hmac"]
+
+
+async def test_workers_starting_at_once_agree_on_one_secret(backend: Backend) -> None:
+    n = 10
+    values = iter(f"candidate-{i}".encode() for i in range(n))
+
+    async def add(uow: UnitOfWork) -> bytes:
+        return await uow.secrets.add_if_absent("hmac", next(values))
+
+    results = await concurrently(backend, add, n=n, workers=n)
+    assert len(set(results)) == 1
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.secrets.get("hmac") == results[0]
+
+
+# --------------------------------------------------------------------- units of work (SQL only)
+
+
+async def test_leaving_without_commit_rolls_back(sql_backend: Backend) -> None:
+    store = sql_backend.store
+    async with store.unit_of_work() as uow:
+        await uow.clients.add(a_client())
+        await uow.users.add(a_user())
+        await uow.device_authorizations.add(a_device())
+        await uow.refresh_tokens.add(a_token())
+        await uow.secrets.add_if_absent("hmac", b"k")
+    async with store.unit_of_work() as uow:
+        assert await uow.clients.list() == []
+        assert await uow.users.list() == []
+        assert await uow.device_authorizations.get_by_device_code("device-0001") is None
+        assert await uow.refresh_tokens.get("refresh-0001") is None
+        assert await uow.secrets.names() == []
+
+
+async def test_an_error_rolls_back(sql_backend: Backend) -> None:
+    store = sql_backend.store
+    await committed(store, lambda uow: uow.device_authorizations.add(a_device()))
+
+    async def decide_then_fail() -> None:
+        async with store.unit_of_work() as uow:
+            assert await uow.device_authorizations.transition(
+                approved(a_device()), DeviceStatus.PENDING
+            )
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await decide_then_fail()
+    async with store.unit_of_work() as uow:
+        assert await uow.device_authorizations.get_by_device_code("device-0001") == a_device()
+
+
+async def test_work_after_commit_is_a_new_transaction(sql_backend: Backend) -> None:
+    store = sql_backend.store
+    async with store.unit_of_work() as uow:
+        await uow.clients.add(a_client("kept"))
+        await uow.commit()
+        await uow.clients.add(a_client("dropped"))
+    async with store.unit_of_work() as uow:
+        assert [c.client_id for c in await uow.clients.list()] == ["kept"]
+
+
+async def test_rolled_back_compare_and_set_can_be_won_again(sql_backend: Backend) -> None:
+    store = sql_backend.store
+    await committed(store, lambda uow: uow.refresh_tokens.add(a_token()))
+    async with store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.rotate("refresh-0001") is True
+    async with store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.rotate("refresh-0001") is True
+        await uow.commit()
+
+
+async def test_an_integrity_error_that_is_no_duplicate_is_not_already_exists(
+    sql_backend: Backend,
+) -> None:
+    # A status the schema's CHECK does not know is a bug: it must surface as itself, not as
+    # "taken, draw another code" (which the service would retry).
+    bogus = dataclasses.replace(a_device(), status=SimpleNamespace(value="bogus"))  # type: ignore[arg-type]
+    async with sql_backend.store.unit_of_work() as uow:
+        with pytest.raises(IntegrityError):
+            await uow.device_authorizations.add(bogus)
+        await uow.device_authorizations.add(a_device(2))  # the savepoint kept this usable
+        await uow.commit()
+    async with sql_backend.store.unit_of_work() as uow:
+        assert await uow.device_authorizations.get_by_device_code("device-0002") == a_device(2)

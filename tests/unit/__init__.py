@@ -1,0 +1,1 @@
+"""Unit tests: mirror src/, no sockets, no database."""

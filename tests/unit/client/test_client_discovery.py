@@ -1,0 +1,132 @@
+"""Discovery (OIDC Discovery §4, then RFC 8414 §3) and the issuer rules."""
+
+from __future__ import annotations
+
+import pytest
+from tests.unit.client.flowkit import FakeClock, Script, js
+
+from deviceflow.client.discovery import discover, discovery_urls, preset_metadata
+from deviceflow.client.errors import (
+    DiscoveryError,
+    InsecureIssuerError,
+    IssuerMismatchError,
+    NetworkError,
+)
+from deviceflow.client.flow import (
+    HttpResponse,
+    TransportFailure,
+    check_secure_url,
+    run_to_completion,
+)
+from deviceflow.client.providers import ProviderKind
+
+DOC = {
+    "issuer": "https://id.example.com/tenant",
+    "token_endpoint": "https://id.example.com/tenant/token",
+    "device_authorization_endpoint": "https://id.example.com/tenant/device_authorization",
+    "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+}
+
+
+def test_well_known_urls() -> None:
+    assert discovery_urls("https://id.example.com/tenant") == (
+        "https://id.example.com/tenant/.well-known/openid-configuration",
+        "https://id.example.com/.well-known/oauth-authorization-server/tenant",
+    )
+
+
+def test_oidc_document_first() -> None:
+    script = Script(FakeClock(), [js(200, DOC)])
+    meta = run_to_completion(discover("https://id.example.com/tenant"), script)
+    assert meta.device_authorization_endpoint.endswith("/device_authorization")
+    assert meta.revocation_endpoint is None
+    assert len(script.requests) == 1
+
+
+def test_falls_back_to_rfc8414() -> None:
+    script = Script(FakeClock(), [HttpResponse(404), js(200, DOC)])
+    meta = run_to_completion(discover("https://id.example.com/tenant"), script)
+    assert meta.issuer == "https://id.example.com/tenant"
+    assert "oauth-authorization-server" in script.requests[1].url
+
+
+def test_refuses_a_document_for_another_issuer() -> None:
+    script = Script(FakeClock(), [js(200, dict(DOC, issuer="https://evil.example.com/tenant"))])
+    with pytest.raises(IssuerMismatchError, match=r"evil\.example\.com"):
+        run_to_completion(discover("https://id.example.com/tenant"), script)
+
+
+def test_forgives_only_a_trailing_slash() -> None:
+    doc = dict(DOC, issuer="https://id.example.com/tenant/")
+    meta = run_to_completion(
+        discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+    )
+    assert meta.issuer == "https://id.example.com/tenant/"
+
+
+def test_no_device_endpoint_is_a_clear_error() -> None:
+    doc = {k: v for k, v in DOC.items() if k != "device_authorization_endpoint"}
+    with pytest.raises(DiscoveryError, match="does not offer the device flow"):
+        run_to_completion(
+            discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+        )
+
+
+def test_nothing_found_names_both_urls() -> None:
+    script = Script(FakeClock(), [HttpResponse(404), HttpResponse(404)])
+    with pytest.raises(DiscoveryError, match=r"openid-configuration.*oauth-authorization-server"):
+        run_to_completion(discover("https://id.example.com/tenant"), script)
+
+
+def test_unreachable_server() -> None:
+    script = Script(FakeClock(), [TransportFailure("connection refused")] * 2)
+    with pytest.raises(NetworkError):
+        run_to_completion(discover("https://id.example.com"), script)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://id.example.com", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://id.example.com", False),
+        ("http://10.0.0.1", False),
+        ("ftp://id.example.com", False),
+        ("https://", False),
+    ],
+    ids=[
+        "https",
+        "loopback-v4",
+        "localhost",
+        "loopback-v6",
+        "http-remote",
+        "http-private",
+        "ftp",
+        "no-host",
+    ],
+)
+def test_https_unless_loopback(url: str, ok: bool) -> None:
+    if ok:
+        assert check_secure_url(url) == url
+    else:
+        with pytest.raises(InsecureIssuerError):
+            check_secure_url(url)
+
+
+def test_insecure_endpoint_in_document_is_refused() -> None:
+    doc = dict(DOC, token_endpoint="http://id.example.com/token")
+    with pytest.raises(InsecureIssuerError):
+        run_to_completion(
+            discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+        )
+
+
+def test_entra_presets_from_the_tenant() -> None:
+    meta = preset_metadata(ProviderKind.ENTRA, tenant_id="contoso.onmicrosoft.com")
+    assert meta.issuer == "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+    assert meta.device_authorization_endpoint == (
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"
+    )
+    assert meta.token_endpoint.endswith("/oauth2/v2.0/token")

@@ -1,0 +1,98 @@
+"""Server settings: the issuer rules (RFC 8414 §2, RFC 8628 §5.3) and derived values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from deviceflow.config.server import ServerSettings, is_loopback_host
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DEVICEFLOW_ISSUER", "DEVICEFLOW_HOST", "DEVICEFLOW_PORT", "DEVICEFLOW_CERTFILE",
+                 "DEVICEFLOW_KEYFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://auth.example.com", "https://auth.example.com/", "https://auth.example.com/tenant",
+     "http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000",
+     "http://127.1.2.3", "http://dev.localhost:9000"],
+    ids=["https", "https-slash", "https-path", "loopback-v4", "localhost", "loopback-v6",
+         "loopback-net", "dot-localhost"],
+)
+def test_accepted_issuers(issuer: str) -> None:
+    assert ServerSettings(issuer=issuer).effective_issuer == issuer
+
+
+@pytest.mark.parametrize(
+    ("issuer", "message"),
+    [
+        ("http://auth.example.com", "HTTPS"),
+        ("http://10.0.0.5:8000", "HTTPS"),
+        ("http://0.0.0.0:8000", "HTTPS"),
+        ("ftp://auth.example.com", "http"),
+        ("auth.example.com", "http"),
+        ("https://auth.example.com?x=1", "query"),
+        ("https://auth.example.com#frag", "fragment"),
+    ],
+    ids=["http-public-name", "http-private-ip", "http-any-address", "ftp", "no-scheme",
+         "query", "fragment"],
+)
+def test_refused_issuers(issuer: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServerSettings(issuer=issuer)
+
+
+@pytest.mark.parametrize(
+    ("values", "issuer"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"port": 9001}, "http://127.0.0.1:9001"),
+        ({"host": "::1", "port": 9001}, "http://[::1]:9001"),
+        ({"host": "0.0.0.0", "issuer": "https://auth.example.com"}, "https://auth.example.com"),
+    ],
+    ids=["default", "port", "ipv6-host", "explicit"],
+)
+def test_effective_issuer(values: dict[str, Any], issuer: str) -> None:
+    assert ServerSettings(**values).effective_issuer == issuer
+
+
+def test_public_listener_needs_an_issuer() -> None:
+    with pytest.raises(ValidationError, match="issuer"):
+        ServerSettings(host="0.0.0.0")
+
+
+def test_tls_files_go_together() -> None:
+    with pytest.raises(ValidationError, match="together"):
+        ServerSettings(certfile="/x/cert.pem")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("a.localhost", True), ("10.0.0.1", False), ("example.com", False), ("", False),
+     (None, False), ("localhost.example.com", False)],
+    ids=["v4", "v6", "v6-bracketed", "localhost", "sub-localhost", "private", "name", "empty",
+         "none", "lookalike"],
+)
+def test_is_loopback_host(host: str | None, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_defaults_match_the_issue() -> None:
+    settings = ServerSettings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.device_code_expires_in == 600
+    assert settings.interval == 5
+    assert settings.enable_refresh_token
+    assert settings.enable_userinfo
+
+
+def test_every_field_is_described() -> None:
+    for name, field in ServerSettings.model_fields.items():
+        assert field.description, name
