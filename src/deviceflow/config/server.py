@@ -42,6 +42,12 @@ class ServerSettings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Worker processes serving requests.")
     certfile: str | None = Field(None, description="TLS certificate (PEM) to serve HTTPS directly.")
     keyfile: str | None = Field(None, description="TLS private key (PEM) for `certfile`.")
+    keep_alive_timeout: int = Field(
+        75, ge=1, le=3600,
+        description="Seconds an idle HTTP connection stays open. Longer than the polling interval "
+        "(plus `slow_down` steps), so a polling device reuses its connection and never sends a "
+        "poll on a connection the server is closing at that moment.",
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         description="Comma-separated proxy addresses (or `*`) trusted to set X-Forwarded-For and "

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from ..config.server import ServerSettings
 
@@ -18,6 +19,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """The uvicorn settings shared by ``deviceflow serve`` and the embedded server."""
+    return {
+        "host": settings.host, "port": settings.port,
+        "ssl_certfile": settings.certfile, "ssl_keyfile": settings.keyfile,
+        # Behind a trusted proxy the client address and scheme come from X-Forwarded-*.
+        "proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # uvicorn's 5 s default equals RFC 8628's default interval: a device polling every 5 s
+        # would race the server closing its idle connection and see the poll fail.
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "access_log": False, "server_header": False, "log_config": None,
+    }
+
+
 @contextlib.contextmanager
 def serve_in_thread(settings: ServerSettings, *, timeout: float = 30.0) -> Iterator[str]:
     """Serve ``create_app(settings)`` until the block ends; yields the issuer URL once the server
@@ -26,12 +41,7 @@ def serve_in_thread(settings: ServerSettings, *, timeout: float = 30.0) -> Itera
 
     from .web.app import create_app
 
-    config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        access_log=False, lifespan="on", proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips, server_header=False,
-        ssl_certfile=settings.certfile, ssl_keyfile=settings.keyfile,
-    )
+    config = uvicorn.Config(create_app(settings), lifespan="on", **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="deviceflow-server", daemon=True)
     thread.start()

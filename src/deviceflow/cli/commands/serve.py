@@ -81,6 +81,7 @@ def command(**options: Any) -> None:
     import uvicorn
 
     from ...server.bootstrap import open_store
+    from ...server.embedded import uvicorn_options
     from ...server.keys import load_keyring
     from ...server.logs import configure
 
@@ -108,18 +109,7 @@ def command(**options: Any) -> None:
         err=True,
     )
     uvicorn.run(
-        "deviceflow.server.web.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        ssl_certfile=settings.certfile,
-        ssl_keyfile=settings.keyfile,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        access_log=False,
-        server_header=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
+        "deviceflow.server.web.app:app_from_env", factory=True, workers=settings.workers,
+        timeout_graceful_shutdown=10, **uvicorn_options(settings),
     )
     sys.exit(0)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -164,6 +165,7 @@ def create_app(
         exception_handlers={
             OAuthError: errors.oauth_error,
             HTTPException: errors.http_error,
+            ClientDisconnect: errors.client_disconnect,
             Exception: errors.unexpected_error,
         },
     )

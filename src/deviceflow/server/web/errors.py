@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from ...protocol.errors import OAuthError, ServerError, TemporarilyUnavailableError
@@ -57,6 +57,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
         body = {"error": "invalid_request", "error_description": exc.detail}
         return json_response(body, exc.status_code, headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+
+
+async def client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (a closed connection, a cancelled poll): nobody is left
+    to answer, and it is not our failure, so no traceback. The response is dropped by the
+    server; its status only tells the access log what happened."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
