@@ -1,0 +1,108 @@
+"""The application's own cost of a pending poll, without a network or an ASGI server: the ASGI
+app is called directly in a loop, for deviceflow (SQLite) and for the bare floor app.
+
+    .venv/bin/python bench/inproc.py [--requests 20000] [--profile]
+
+It measures the layers above uvicorn (routing, middleware, service, storage), so changes to
+them can be compared in seconds; ``bench/run.py`` remains the measure of record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.floor_app import app as floor_app  # noqa: E402
+from deviceflow.config.server import ServerSettings  # noqa: E402
+from deviceflow.protocol.models import DEVICE_CODE_GRANT, ClientType  # noqa: E402
+from deviceflow.server.web.app import create_app  # noqa: E402
+
+
+def _scope(path: str, body: bytes) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+        "headers": [(b"host", b"127.0.0.1:8000"),
+                    (b"content-type", b"application/x-www-form-urlencoded"),
+                    (b"content-length", str(len(body)).encode())],
+    }
+
+
+async def _call(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(_scope(path, body), receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def _deviceflow(tmp: str) -> tuple[Any, list[bytes], Any]:
+    settings = ServerSettings(db=f"sqlite:///{tmp}/bench.sqlite3", interval=1)
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    from deviceflow.server.service import AdminService
+
+    service = app.state.service
+    await AdminService(service.store).add_client(
+        "bench", "Bench", ClientType.PUBLIC, [DEVICE_CODE_GRANT], ["openid"])
+    bodies = []
+    for _ in range(2000):
+        status, body = await _call(app, "/device_authorization", b"client_id=bench&scope=openid")
+        assert status == 200, body
+        import json
+
+        code = json.loads(body)["device_code"]
+        bodies.append(f"grant_type={DEVICE_CODE_GRANT}&device_code={code}&client_id=bench"
+                      .replace(":", "%3A").encode())
+    return app, bodies, lifespan
+
+
+async def _loop(app: Any, bodies: list[bytes], count: int) -> float:
+    start = time.perf_counter()
+    for i in range(count):
+        status, body = await _call(app, "/token", bodies[i % len(bodies)])
+        assert status == 400 and b"authorization_pending" in body, body
+    return (time.perf_counter() - start) / count * 1e6
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        app, bodies, lifespan = await _deviceflow(tmp)
+        # The interval is 1 s: go round the pool slowly enough that no code is polled too fast.
+        await _loop(app, bodies, len(bodies))
+        await asyncio.sleep(1.1)
+        floor_bodies = bodies
+        print(f"floor      {await _loop(floor_app, floor_bodies, args.requests):7.1f} µs/poll")
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+        result = await _loop(app, bodies, min(args.requests, len(bodies)))
+        print(f"deviceflow {result:7.1f} µs/poll")
+        if args.profile:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        await lifespan.__aexit__(None, None, None)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
