@@ -8,11 +8,12 @@ response parameters MUST NOT be included more than once."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from .errors import InvalidRequestError
 
 MAX_BODY_BYTES = 64 * 1024
+_MAX_FIELDS = 256
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -54,10 +55,7 @@ def parse_form(body: bytes, content_type: str | None) -> FormParams:
     if len(body) > MAX_BODY_BYTES:
         raise InvalidRequestError("request body too large")
     try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=256
-        )
+        pairs = _pairs(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequestError(f"undecodable form body: {type(exc).__name__}") from None
     data: dict[str, str] = {}
@@ -68,3 +66,23 @@ def parse_form(body: bytes, content_type: str | None) -> FormParams:
             raise InvalidRequestError(f"parameter {name!r} repeated")
         data[name] = value
     return FormParams(data)
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")`` for the forms
+    of this protocol, without its per-field overhead: fields are split on ``&`` only (the
+    WHATWG form encoding), and a field is unquoted only when it holds ``+`` or ``%``."""
+    fields = text.split("&")
+    if len(fields) > _MAX_FIELDS:
+        raise ValueError("too many fields")
+    pairs = []
+    for field in fields:
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name or "%" in name:
+            name = unquote_plus(name, errors="strict")
+        if "+" in value or "%" in value:
+            value = unquote_plus(value, errors="strict")
+        pairs.append((name, value))
+    return pairs

@@ -16,10 +16,16 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 class JsonFormatter(logging.Formatter):
     _EXTRA = ("method", "path", "status", "duration_ms", "client")
 
+    _second = -1
+    _second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # one strftime a second, not one a line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._second_text}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -44,6 +50,8 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     text = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if use_json else text)
+    # Neither format shows the process or thread, so don't look them up for every record.
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -204,7 +204,12 @@ class DeviceFlowService:
 
     # --- RFC 6749 §5 token endpoint --------------------------------------------------------------
 
-    async def token(self, params: FormParams, authorization: str | None) -> IssuedTokens:
+    async def token(
+        self, params: FormParams, authorization: str | None
+    ) -> IssuedTokens | OAuthError:
+        """Tokens, or the error that answers a poll (``authorization_pending``, ``slow_down``,
+        a lost redemption race), returned rather than raised: that is the hot path, and an
+        answer, not a failure. A malformed or unauthorized request raises its error."""
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise InvalidRequestError("missing grant_type")
@@ -212,10 +217,7 @@ class DeviceFlowService:
         if handler is None or grant_type not in self.policy.grant_types:
             raise UnsupportedGrantTypeError(f"grant_type {grant_type!r}")
         client = await self.authenticate_client(params, authorization)
-        result = await handler(params, client)
-        if isinstance(result, OAuthError):
-            raise result
-        return result
+        return await handler(params, client)
 
     async def _device_code_grant(
         self, params: FormParams, client: Client

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given
@@ -13,6 +13,7 @@ from deviceflow.protocol.params import (
     FORM_CONTENT_TYPE,
     MAX_BODY_BYTES,
     FormParams,
+    _pairs,
     is_form_content_type,
     parse_form,
 )
@@ -135,3 +136,25 @@ def test_any_bytes_parse_or_raise_invalid_request(body: bytes) -> None:
     except InvalidRequestError:
         return
     assert all(isinstance(k, str) and v for k, v in params.items())
+
+
+@given(st.text(alphabet="ab=&%+;2F4E1x\u00e9", max_size=24))
+def test_fields_split_exactly_as_parse_qsl_does(text: str) -> None:
+    """The hand-written split is ``parse_qsl(keep_blank_values=True, errors="strict")`` for
+    every input, refusals included; only its per-field cost differs."""
+    try:
+        expected: object = parse_qsl(text, keep_blank_values=True, errors="strict",
+                                     max_num_fields=256)
+    except ValueError as exc:  # UnicodeDecodeError is one
+        expected = type(exc)
+    try:
+        got: object = _pairs(text)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_more_than_256_fields_are_refused() -> None:
+    assert len(_pairs("&".join(["a=1"] * 256))) == 256
+    with pytest.raises(ValueError, match="too many fields"):
+        _pairs("&".join(["a=1"] * 257))

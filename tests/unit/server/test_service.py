@@ -123,6 +123,8 @@ async def poll(world: World, device_code: str) -> dict[str, str | int]:
     issued = await world.service.token(
         FormParams({"client_id": "tv", "grant_type": DEVICE_CODE_GRANT,
                     "device_code": device_code}), None)
+    if isinstance(issued, OAuthError):  # pending, slow_down: answers, returned
+        raise issued
     return issued.body()
 
 

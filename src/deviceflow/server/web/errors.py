@@ -16,8 +16,6 @@ log = logging.getLogger("deviceflow.web")
 
 async def oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
-    if exc.detail:
-        log.info("oauth error %s: %s", exc.error, exc.detail)
     return oauth_error_response(exc)
 
 

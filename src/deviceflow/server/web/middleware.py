@@ -3,6 +3,7 @@ cookie whose key is only known once the server secret is loaded."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -19,6 +20,22 @@ access_log = logging.getLogger("deviceflow.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+_ids = itertools.count(1)
+_ID_PREFIX = secrets.token_hex(4)  # per process, so ids from many workers do not collide
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """A well-formed incoming ``X-Request-ID`` (for tracing across a proxy), else a new one:
+    this process's random prefix and a counter, which costs no system call per request."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            if _REQUEST_ID.match(incoming):
+                return incoming
+            break
+    return f"{_ID_PREFIX}{next(_ids):08x}"
+
+
 class RequestContextMiddleware:
     """Gives every request an id (a well-formed incoming ``X-Request-ID`` is kept, for tracing
     across a proxy), logs one access line, and sets ``nosniff`` on every response."""
@@ -30,8 +47,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        rid = _request_id(scope["headers"])
         token = request_id.set(rid)
         start = time.perf_counter()
         status = 500
@@ -48,18 +64,23 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            client = scope.get("client")
-            access_log.info(
-                "%s %s %d", scope["method"], scope["path"], status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],  # never the query string: it may hold a user code
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                    "client": client[0] if client else None,
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                self._log(scope, status, start)
             request_id.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, start: float) -> None:
+        client = scope.get("client")
+        access_log.info(
+            "%s %s %d", scope["method"], scope["path"], status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],  # never the query string: it may hold a user code
+                "status": status,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "client": client[0] if client else None,
+            },
+        )
 
 
 class DeferredSessionMiddleware:

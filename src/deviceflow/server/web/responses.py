@@ -4,11 +4,14 @@ token or code may appear (RFC 6749 §5.1, RFC 8628 §3.2)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 
 from starlette.responses import Response
 
 from ...protocol.errors import OAuthError
+
+log = logging.getLogger("deviceflow.web")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -29,5 +32,8 @@ def json_response(
 
 
 def oauth_error_response(error: OAuthError) -> Response:
-    """RFC 6749 §5.2: JSON ``error`` + fixed ``error_description``; never the private detail."""
+    """RFC 6749 §5.2: JSON ``error`` + fixed ``error_description``; never the private detail,
+    which goes to the log."""
+    if error.detail:
+        log.info("oauth error %s: %s", error.error, error.detail)
     return json_response(error.body(), error.status_code, error.headers())
