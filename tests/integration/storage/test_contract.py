@@ -347,6 +347,52 @@ async def test_read_only_unit_of_work_reads_beside_a_writer(backend: Backend) ->
         assert unseen is None  # the writer had not committed yet
 
 
+async def test_every_read_gives_the_same_records_in_a_read_only_unit_of_work(
+    backend: Backend,
+) -> None:
+    """On SQLite, read-only units of work run the repositories' statements straight on the
+    driver; every read must still return exactly what a read-write unit of work returns."""
+    records = [a_device(1), approved(a_device(2)), a_device(3, user_id=None, auth_time=None)]
+
+    async def fill(uow: UnitOfWork) -> None:
+        for client in (a_client("b-cli"), a_client("cli", client_type=ClientType.CONFIDENTIAL,
+                                                   secret_hash="sha256$abc")):
+            await uow.clients.add(client)
+        for user in (a_user("ada"), a_user("bob", name="")):
+            await uow.users.add(user)
+        for record in records:
+            await uow.device_authorizations.add(record)
+        await uow.refresh_tokens.add(a_token(1))
+        await uow.secrets.add_if_absent("hmac", b"\x00\xffsecret")
+
+    await committed(backend.store, fill)
+
+    async def read_all(uow: UnitOfWork) -> list[object]:
+        d, r = uow.device_authorizations, uow.refresh_tokens
+        return [
+            await uow.clients.get("cli"), await uow.clients.get("nobody"),
+            list(await uow.clients.list()),
+            await uow.users.get("sub-bob"), await uow.users.get_by_username("ada"),
+            await uow.users.get_by_username("nobody"), list(await uow.users.list()),
+            *[await d.get_by_device_code(x.device_code_hash) for x in records],
+            *[await d.get_by_user_code(x.user_code_hash) for x in records],
+            await d.get_by_device_code("unknown"),
+            await r.get(a_token(1).token_hash), await r.get("unknown"),
+            await uow.secrets.get("hmac"), await uow.secrets.get("nothing"),
+            list(await uow.secrets.names()),
+        ]
+
+    async with backend.store.unit_of_work() as uow:
+        expected = await read_all(uow)
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        got = await read_all(uow)
+    assert got == expected
+    assert expected[0] == a_client("cli", client_type=ClientType.CONFIDENTIAL,
+                                   secret_hash="sha256$abc")
+    assert expected[7:10] == records
+    assert expected[-3] == b"\x00\xffsecret"
+
+
 async def test_concurrent_decisions_have_exactly_one_winner(backend: Backend) -> None:
     record = a_device()
     await committed(backend.store, lambda uow: uow.device_authorizations.add(record))

@@ -12,12 +12,12 @@ cache (and asyncpg's prepared-statement cache) reuses them on the hot polling pa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, cast
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
-from sqlalchemy.engine import Result
+from sqlalchemy import Dialect, Engine, Row, Select, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete
@@ -555,17 +555,81 @@ class SqlUnitOfWork:
         await self.connection.commit()
 
 
+class _Compiled:
+    """A Core ``SELECT`` compiled once for SQLite: the same SQL text SQLAlchemy would send, the
+    order of its positional bind parameters, and a row type named after its columns."""
+
+    __slots__ = ("binds", "make_row", "sql")
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        columns = list(statement.selected_columns)
+        for column in columns:  # the rows come straight from the driver, unconverted
+            if column.type._cached_result_processor(dialect, None) is not None:
+                raise StorageError(f"inline reads cannot convert {column.type!r}")
+        binds = compiled.binds
+        for name in compiled.positiontup or ():
+            if binds[name].expanding or binds[name].type._cached_bind_processor(dialect):
+                raise StorageError(f"inline reads cannot bind {name!r}")
+        self.sql = compiled.string
+        # (name, from the caller?, fixed value): a named parameter comes from the caller, a
+        # literal from the statement itself (``.limit(1)`` and the like).
+        self.binds = [(name, binds[name].required, binds[name].effective_value)
+                      for name in compiled.positiontup or ()]
+        row: Any = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self.make_row: Callable[[Sequence[Any]], Any] = row._make
+
+
+class _InlineResult:
+    """The slice of SQLAlchemy's ``Result`` that the repositories' reads use."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise StorageError("more than one row where at most one was expected")
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
 class _InlineConnection:
-    """Just enough of ``AsyncConnection`` for the repositories' reads, over a synchronous
-    connection whose statements run inline on the event loop (see ``InlineReadUnitOfWork``)."""
+    """Just enough of ``AsyncConnection`` for the repositories' reads, run inline on the event
+    loop straight on the SQLite driver (see ``InlineReadUnitOfWork``). Each statement is the
+    repositories' own Core statement, compiled once (``_Compiled``): SQLAlchemy's per-execution
+    work (connection object, compiled-cache lookup, result machinery) was most of a poll's
+    storage cost, and none of it is needed for a fixed SELECT on an autocommit connection."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_compiled", "_dbapi", "_dialect")
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[int, _Compiled]) -> None:
+        self._dbapi = dbapi
+        self._dialect = dialect
+        self._compiled = compiled
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        return self._conn.execute(statement, parameters)
+    async def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None
+                      ) -> _InlineResult:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            if not isinstance(statement, Select):
+                raise StorageError("a read-only unit of work only reads")
+            # Statements are module constants, so their ids stay theirs for the process.
+            compiled = self._compiled[id(statement)] = _Compiled(statement, self._dialect)
+        given = parameters or {}
+        values = [given[name] if required else fixed for name, required, fixed in compiled.binds]
+        rows = self._dbapi.execute(compiled.sql, values).fetchall()
+        make = compiled.make_row
+        return _InlineResult([make(row) for row in rows])
 
 
 class InlineReadUnitOfWork:
@@ -583,16 +647,18 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
 
-    __slots__ = ("_conn", "_engine", "clients", "device_authorizations", "refresh_tokens",
-                 "secrets", "users")
+    __slots__ = ("_compiled", "_engine", "_pooled", "clients", "device_authorizations",
+                 "refresh_tokens", "secrets", "users")
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, compiled: dict[int, _Compiled]) -> None:
         self._engine = engine
-        self._conn: Connection | None = None
+        self._compiled = compiled
+        self._pooled: Any = None
 
     async def __aenter__(self) -> Self:
-        self._conn = self._engine.connect()
-        conn = cast(AsyncConnection, _InlineConnection(self._conn))  # reads only, see above
+        self._pooled = self._engine.raw_connection()
+        conn = cast(AsyncConnection, _InlineConnection(
+            self._pooled.driver_connection, self._engine.dialect, self._compiled))
         self.clients = SqlClients(conn)
         self.users = SqlUsers(conn)
         self.device_authorizations = SqlDeviceAuthorizations(conn)
@@ -606,9 +672,9 @@ class InlineReadUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._pooled is not None:
+            self._pooled.close()  # back to the pool
+            self._pooled = None
 
     async def commit(self) -> None:
         raise StorageError("a read-only unit of work has nothing to commit")
@@ -624,7 +690,7 @@ class SqlStore:
     wakes the next waiter as soon as the previous one finishes. Other processes on the same file
     still meet ``busy_timeout``."""
 
-    __slots__ = ("_engine", "_lock", "_lock_timeout", "_reader")
+    __slots__ = ("_compiled", "_engine", "_lock", "_lock_timeout", "_reader")
 
     def __init__(
         self, engine: AsyncEngine, *, lock_timeout: float = 30.0, reader: Engine | None = None
@@ -633,6 +699,7 @@ class SqlStore:
         self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._lock_timeout = lock_timeout
         self._reader = reader
+        self._compiled: dict[int, _Compiled] = {}
 
     @property
     def engine(self) -> AsyncEngine:
@@ -643,7 +710,7 @@ class SqlStore:
         # PostgreSQL it is an ordinary transaction on a pooled connection.
         if read_only:
             if self._reader is not None:
-                return InlineReadUnitOfWork(self._reader)
+                return InlineReadUnitOfWork(self._reader, self._compiled)
             return SqlUnitOfWork(self._engine, None, self._lock_timeout, read_only=True)
         return SqlUnitOfWork(self._engine, self._lock, self._lock_timeout)
 
