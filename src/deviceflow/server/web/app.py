@@ -135,9 +135,9 @@ def create_app(
                 await active.close()
 
     routes: list[BaseRoute] = [
-        *discovery.routes,
+        *token.routes,  # first: routes are matched in order, and polls are most requests
         *device_authorization.routes,
-        *token.routes,
+        *discovery.routes,
         *health.routes,
         *verification.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),

@@ -12,6 +12,7 @@ cache (and asyncpg's prepared-statement cache) reuses them on the hot polling pa
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -632,6 +633,32 @@ class _InlineConnection:
         return _InlineResult([make(row) for row in rows])
 
 
+class _InlineReader:
+    """The read-only side of a SQLite store: one autocommit connection per thread (in practice
+    the event loop's), kept for the store's life instead of a pool checkout per read, and the
+    compiled statements."""
+
+    __slots__ = ("_compiled", "_local", "engine")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._compiled: dict[int, _Compiled] = {}
+        self._local = threading.local()
+
+    def connection(self) -> _InlineConnection:
+        conn: _InlineConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            pooled: Any = self.engine.raw_connection()  # this thread's; closed by dispose()
+            conn = _InlineConnection(pooled.driver_connection, self.engine.dialect,
+                                     self._compiled)
+            self._local.pooled, self._local.conn = pooled, conn
+        return conn
+
+    def dispose(self) -> None:
+        self._local = threading.local()
+        self.engine.dispose()
+
+
 class InlineReadUnitOfWork:
     """A read-only unit of work on SQLite that runs its SELECTs inline on the event loop.
 
@@ -647,18 +674,14 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
 
-    __slots__ = ("_compiled", "_engine", "_pooled", "clients", "device_authorizations",
-                 "refresh_tokens", "secrets", "users")
+    __slots__ = ("_reader", "clients", "device_authorizations", "refresh_tokens", "secrets",
+                 "users")
 
-    def __init__(self, engine: Engine, compiled: dict[int, _Compiled]) -> None:
-        self._engine = engine
-        self._compiled = compiled
-        self._pooled: Any = None
+    def __init__(self, reader: _InlineReader) -> None:
+        self._reader = reader
 
     async def __aenter__(self) -> Self:
-        self._pooled = self._engine.raw_connection()
-        conn = cast(AsyncConnection, _InlineConnection(
-            self._pooled.driver_connection, self._engine.dialect, self._compiled))
+        conn = cast(AsyncConnection, self._reader.connection())
         self.clients = SqlClients(conn)
         self.users = SqlUsers(conn)
         self.device_authorizations = SqlDeviceAuthorizations(conn)
@@ -672,9 +695,7 @@ class InlineReadUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._pooled is not None:
-            self._pooled.close()  # back to the pool
-            self._pooled = None
+        return None
 
     async def commit(self) -> None:
         raise StorageError("a read-only unit of work has nothing to commit")
@@ -690,7 +711,7 @@ class SqlStore:
     wakes the next waiter as soon as the previous one finishes. Other processes on the same file
     still meet ``busy_timeout``."""
 
-    __slots__ = ("_compiled", "_engine", "_lock", "_lock_timeout", "_reader")
+    __slots__ = ("_engine", "_lock", "_lock_timeout", "_reader")
 
     def __init__(
         self, engine: AsyncEngine, *, lock_timeout: float = 30.0, reader: Engine | None = None
@@ -698,8 +719,7 @@ class SqlStore:
         self._engine = engine
         self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._lock_timeout = lock_timeout
-        self._reader = reader
-        self._compiled: dict[int, _Compiled] = {}
+        self._reader = None if reader is None else _InlineReader(reader)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -710,7 +730,7 @@ class SqlStore:
         # PostgreSQL it is an ordinary transaction on a pooled connection.
         if read_only:
             if self._reader is not None:
-                return InlineReadUnitOfWork(self._reader, self._compiled)
+                return InlineReadUnitOfWork(self._reader)
             return SqlUnitOfWork(self._engine, None, self._lock_timeout, read_only=True)
         return SqlUnitOfWork(self._engine, self._lock, self._lock_timeout)
 
