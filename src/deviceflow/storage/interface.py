@@ -26,6 +26,12 @@ class AlreadyExistsError(StorageError):
     """A unique key (client id, username, user code hash) is taken."""
 
 
+class StorageUnavailableError(StorageError):
+    """The database could not be reached, or dropped the connection mid-work. What the unit of
+    work did is rolled back, unless the connection died during the commit itself, when it is
+    unknown; either way the request can be tried again (``temporarily_unavailable``)."""
+
+
 class ClientRepository(Protocol):
     async def get(self, client_id: str) -> Client | None: ...
     async def add(self, client: Client) -> None: ...

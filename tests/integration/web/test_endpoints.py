@@ -39,7 +39,7 @@ from deviceflow.server.keys import SIGNING_KEY_PREFIX
 from deviceflow.server.logs import JsonFormatter
 from deviceflow.server.service import AdminService, DecisionOutcome, DeviceFlowService
 from deviceflow.server.web.app import create_app
-from deviceflow.storage.interface import Store
+from deviceflow.storage.interface import StorageUnavailableError, Store
 from deviceflow.storage.memory import MemoryStore
 from deviceflow.storage.sql.engine import create_store, upgrade
 
@@ -1083,9 +1083,10 @@ async def test_only_post_on_post_endpoints(server: Server, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("exception", "status", "error"),
-    [(RuntimeError, 500, "server_error"), (ConnectionRefusedError, 503,
-                                           "temporarily_unavailable")],
-    ids=["bug", "outage"],
+    [(RuntimeError, 500, "server_error"),
+     (ConnectionRefusedError, 503, "temporarily_unavailable"),
+     (StorageUnavailableError, 503, "temporarily_unavailable")],
+    ids=["bug", "outage", "database-connection-lost"],
 )
 async def test_unexpected_failures_answer_without_a_traceback(
     serve: Callable[..., contextlib.AbstractAsyncContextManager[Server]],

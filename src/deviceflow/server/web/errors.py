@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from ...protocol.errors import OAuthError, ServerError, TemporarilyUnavailableError
+from ...storage.interface import StorageUnavailableError
 from .responses import json_response, oauth_error_response
 
 log = logging.getLogger("deviceflow.web")
@@ -70,7 +71,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     """Anything else is our bug or an outage: log it with the traceback, answer without one."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     error: OAuthError = ServerError()
-    if isinstance(exc, OSError | TimeoutError):
+    if isinstance(exc, OSError | TimeoutError | StorageUnavailableError):
         error = TemporarilyUnavailableError()
     if _is_page(request):
         return _error_page(request, error.status_code, {})

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from sqlalchemy import Dialect, Engine, Row, Select, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete
 
@@ -34,7 +34,7 @@ from ...protocol.models import (
     Timestamp,
     User,
 )
-from ..interface import AlreadyExistsError, StorageError
+from ..interface import AlreadyExistsError, StorageError, StorageUnavailableError
 from . import tables as t
 
 _c = t.clients
@@ -513,6 +513,9 @@ class SqlUnitOfWork:
                 ) from None
         try:
             conn = await self._engine.connect()
+        except DBAPIError as exc:
+            self._release()
+            raise StorageUnavailableError(f"cannot connect: {type(exc.orig).__name__}") from exc
         except BaseException:
             self._release()
             raise
@@ -546,6 +549,11 @@ class SqlUnitOfWork:
                 await asyncio.shield(conn.close())
         finally:
             self._release()
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The server went away under this unit of work. SQLAlchemy has invalidated the pool
+            # (every connection older than this error is replaced), so a retry starts clean.
+            raise StorageUnavailableError(
+                f"database connection lost: {type(exc.orig).__name__}") from exc
 
     def _release(self) -> None:
         if self._lock is not None and self._held:
