@@ -222,23 +222,29 @@ class DeviceFlowService:
     async def _device_code_grant(
         self, params: FormParams, client: Client
     ) -> IssuedTokens | OAuthError:
-        """RFC 8628 §3.4–3.5. The hot path: a pending poll is one read (a snapshot, beside any
-        writer) and a polling-state update outside the database. Redemption is a compare-and-set
-        on the approved record: of any number of concurrent polls of one approved code exactly
-        one gets tokens; the rest get ``invalid_grant``."""
+        """RFC 8628 §3.4–3.5. The hot path: a pending poll is at most one read (a snapshot,
+        beside any writer; with Redis, usually none: see ``PENDING_COPY_SECONDS``) and a
+        polling-state update outside the database. Redemption is a compare-and-set on the
+        approved record: of any number of concurrent polls of one approved code exactly one
+        gets tokens; the rest get ``invalid_grant``."""
         request = device_code.parse(params)
         now = self._clock()
         code_hash = self.keyring.hasher.device_code(request.device_code)
-        async with self.store.unit_of_work(read_only=True) as uow:
-            stored = await uow.device_authorizations.get_by_device_code(code_hash)
-        record = await self.poll_state.load(stored) if stored is not None else None
+        snapshot = await self.poll_state.load(code_hash, now)
+        stored = snapshot.pending
+        from_database = stored is None
+        if stored is None:
+            async with self.store.unit_of_work(read_only=True) as uow:
+                stored = await uow.device_authorizations.get_by_device_code(code_hash)
+        record = None if stored is None else snapshot.apply(stored)
         decision = device_code.poll(record, client, now)
         if isinstance(decision, device_code.Redeem):
             return await self._redeem(decision, client, now)
         # Pending or slow_down: record the poll. If another poll of this code got there first,
         # this one came too fast by definition, so it is answered slow_down.
-        assert record is not None  # poll() raised for a missing record
-        if not await self.poll_state.save(decision.record, record):
+        assert stored is not None  # poll() raised for a missing record
+        keep = stored if from_database and stored.status is DeviceStatus.PENDING else None
+        if not await self.poll_state.save(decision.record, snapshot, now, pending=keep):
             return device_code.outcome_error(device_code.SlowDown(decision.record))
         return device_code.outcome_error(decision)
 
@@ -413,6 +419,7 @@ class DeviceFlowService:
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
             await uow.commit()
+        await self.poll_state.decided(new.device_code_hash, new.expires_at)
         return DecisionOutcome.RECORDED
 
     async def sign_in(self, username: str, password: str, ip_address: str) -> SignIn:

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from deviceflow.protocol.models import DeviceAuthorization, DeviceStatus, RequestOrigin
-from deviceflow.server.polling import MemoryPollState
+from deviceflow.server.polling import MemoryPollState, PollSnapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -23,23 +23,35 @@ def record(n: int = 1, expires_at: float = NOW + 600) -> DeviceAuthorization:
     )
 
 
-async def test_unknown_codes_load_as_stored() -> None:
+async def test_unknown_codes_load_as_never_polled() -> None:
     state = MemoryPollState(lambda: NOW)
-    assert await state.load(record()) == record()
+    snapshot = await state.load("dc-1", NOW)
+    assert snapshot == PollSnapshot()
+    assert snapshot.apply(record()) == record()
 
 
 async def test_save_is_a_compare_and_set_on_the_last_poll() -> None:
     state = MemoryPollState(lambda: NOW)
-    loaded = await state.load(record())
-    first = dataclasses.replace(loaded, last_polled_at=NOW)
-    assert await state.save(first, loaded) is True
+    loaded = await state.load("dc-1", NOW)
+    first = dataclasses.replace(record(), last_polled_at=NOW)
+    assert await state.save(first, loaded, NOW) is True
     # A second poll that read the same (empty) state lost the race: it came too fast.
-    assert await state.save(dataclasses.replace(loaded, last_polled_at=NOW + 0.1), loaded) is False
-    again = await state.load(record())
-    assert again.last_polled_at == NOW
-    grown = dataclasses.replace(again, last_polled_at=NOW + 1, interval=10)
-    assert await state.save(grown, again) is True
-    assert (await state.load(record())).interval == 10
+    late = dataclasses.replace(record(), last_polled_at=NOW + 0.1)
+    assert await state.save(late, loaded, NOW) is False
+    again = await state.load("dc-1", NOW)
+    assert again.apply(record()).last_polled_at == NOW
+    grown = dataclasses.replace(record(), last_polled_at=NOW + 1, interval=10)
+    assert await state.save(grown, again, NOW) is True
+    assert (await state.load("dc-1", NOW)).apply(record()).interval == 10
+
+
+async def test_memory_keeps_no_copy_of_pending_records() -> None:
+    """Without Redis, another worker process may record the decision: a copy here would not
+    hear of it, so every poll reads the database."""
+    state = MemoryPollState(lambda: NOW)
+    first = dataclasses.replace(record(), last_polled_at=NOW)
+    assert await state.save(first, PollSnapshot(), NOW, pending=record()) is True
+    assert (await state.load("dc-1", NOW)).pending is None
 
 
 async def test_expired_entries_are_swept() -> None:
@@ -47,10 +59,10 @@ async def test_expired_entries_are_swept() -> None:
     state = MemoryPollState(lambda: clock[0])
     for n in range(1024):
         short = record(n, expires_at=NOW + 1)
-        await state.save(dataclasses.replace(short, last_polled_at=NOW), short)
+        await state.save(dataclasses.replace(short, last_polled_at=NOW), PollSnapshot(), NOW)
     assert len(state) == 1024  # not yet expired at the first sweep
     clock[0] = NOW + 2
     for n in range(1024, 2048):
         live = record(n)
-        await state.save(dataclasses.replace(live, last_polled_at=NOW + 2), live)
+        await state.save(dataclasses.replace(live, last_polled_at=NOW + 2), PollSnapshot(), NOW)
     assert len(state) == 1024  # only the live codes remain
