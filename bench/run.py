@@ -474,6 +474,7 @@ class Bench:
         self.workdir = workdir
         self.results: dict[str, Any] = {}
         self.poll_offsets: dict[str, int] = {}
+        self.pool_files: dict[str, Path] = {}  # a slice of the minted codes, when polled
         self.stamp = "profile"
 
     # -- environment of the deviceflow targets
@@ -593,6 +594,7 @@ class Bench:
             codes_file.write_text("".join(f"floor-code-{i:08d}-{'x' * 24}\n" for i in range(1000)))
         else:
             self.mint(server, target, codes_file, o.pool)
+            codes_file = self.pool_files.get(target.name, codes_file)
         pool = count_lines(codes_file)
         self.wait_quiet()
         runs_out: list[dict[str, Any]] = []
@@ -618,6 +620,23 @@ class Bench:
                 log(f"  pool too small for {s['rps']:.0f} req/s: growing to {want}, re-running")
                 self.mint(server, target, codes_file, want)
                 pool = count_lines(codes_file)
+                time.sleep(INTERVAL)
+                continue
+            too_slow = target.kind == "deviceflow" and s["cycle_s"] > INTERVAL * 3
+            if too_slow and attempts <= o.runs + 2:
+                # Codes minted by the device scenario make a pool that comes round far slower
+                # than the interval (with Redis, a code's pending copy then always needs a
+                # database read). Poll a slice the size the rate needs, starting past every
+                # code this run sent, so none is polled again within its interval.
+                want = int(s["rps"] * INTERVAL * 1.5) + 1000
+                lines = codes_file.read_text().splitlines(keepends=True)
+                start = offset % len(lines)
+                sliced = self.workdir / f"{target.name}.pool"
+                sliced.write_text("".join((lines[start:] + lines[:start])[:want]))
+                self.pool_files[target.name] = codes_file = sliced
+                pool, offset = count_lines(sliced), 0
+                log(f"  pool too large for {s['rps']:.0f} req/s at the {INTERVAL} s interval: "
+                    f"polling {pool} of its codes, re-running")
                 time.sleep(INTERVAL)
                 continue
             runs_out.append(s)
