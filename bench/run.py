@@ -72,6 +72,10 @@ PG_DB = "deviceflow_bench"
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
 REDIS_DB = 11
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+_POOL_MARGIN = 3.0
+"""A resized pool comes round in 3 intervals at the rate measured: room for the rate to rise
+(a pool of pending copies in Redis answers faster than one read from the database) without any
+code being polled within its interval."""
 INTERVAL = 5.0
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -616,19 +620,23 @@ class Bench:
             too_fast = target.kind == "deviceflow" and s["cycle_s"] < INTERVAL * 1.2
             if too_fast and attempts <= o.runs + 2:
                 # The pool came round faster than the interval: grow it and measure again.
-                want = int(s["rps"] * INTERVAL * 1.5) + 1000
-                log(f"  pool too small for {s['rps']:.0f} req/s: growing to {want}, re-running")
-                self.mint(server, target, codes_file, want)
-                pool = count_lines(codes_file)
-                time.sleep(INTERVAL)
+                # Fresh codes only: the codes this run polled too early have grown intervals
+                # (slow_down), and would answer slow_down again in the next run.
+                want = int(s["rps"] * INTERVAL * _POOL_MARGIN) + 1000
+                log(f"  pool too small for {s['rps']:.0f} req/s: {want} fresh codes, re-running")
+                fresh = self.workdir / f"{target.name}.pool{attempts}"
+                fresh.write_text("")
+                self.mint(server, target, fresh, want)
+                self.pool_files[target.name] = codes_file = fresh
+                pool, offset = count_lines(fresh), 0
                 continue
-            too_slow = target.kind == "deviceflow" and s["cycle_s"] > INTERVAL * 3
+            too_slow = target.kind == "deviceflow" and s["cycle_s"] > INTERVAL * (_POOL_MARGIN + 1)
             if too_slow and attempts <= o.runs + 2:
                 # Codes minted by the device scenario make a pool that comes round far slower
                 # than the interval (with Redis, a code's pending copy then always needs a
                 # database read). Poll a slice the size the rate needs, starting past every
                 # code this run sent, so none is polled again within its interval.
-                want = int(s["rps"] * INTERVAL * 1.5) + 1000
+                want = int(s["rps"] * INTERVAL * _POOL_MARGIN) + 1000
                 lines = codes_file.read_text().splitlines(keepends=True)
                 start = offset % len(lines)
                 sliced = self.workdir / f"{target.name}.pool"
