@@ -595,6 +595,9 @@ class _Compiled:
         self.make_row: Callable[[Sequence[Any]], Any] = row._make
 
 
+_MAX_COMPILED = 256
+
+
 class _InlineResult:
     """The slice of SQLAlchemy's ``Result`` that the repositories' reads use."""
 
@@ -627,19 +630,23 @@ class _InlineConnection:
 
     __slots__ = ("_compiled", "_dbapi", "_dialect")
 
-    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[int, _Compiled]) -> None:
+    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[Select[Any], _Compiled]
+                 ) -> None:
         self._dbapi = dbapi
         self._dialect = dialect
         self._compiled = compiled
 
     async def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None
                       ) -> _InlineResult:
-        compiled = self._compiled.get(id(statement))
+        compiled = self._compiled.get(statement)
         if compiled is None:
             if not isinstance(statement, Select):
                 raise StorageError("a read-only unit of work only reads")
-            # Statements are module constants, so their ids stay theirs for the process.
-            compiled = self._compiled[id(statement)] = _Compiled(statement, self._dialect)
+            if len(self._compiled) >= _MAX_COMPILED:  # bounded, should a caller build statements
+                self._compiled.clear()
+            # Keyed by the statement object itself (hashed by identity), which the cache keeps
+            # alive: the repositories' statements are module constants, compiled once each.
+            compiled = self._compiled[statement] = _Compiled(statement, self._dialect)
         given = parameters or {}
         values = [given[name] if required else fixed for name, required, fixed in compiled.binds]
         rows = self._dbapi.execute(compiled.sql, values).fetchall()
@@ -656,7 +663,7 @@ class _InlineReader:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._compiled: dict[int, _Compiled] = {}
+        self._compiled: dict[Select[Any], _Compiled] = {}
         self._local = threading.local()
 
     def connection(self) -> _InlineConnection:
