@@ -10,12 +10,12 @@ import platformdirs
 import pytest
 from sqlalchemy import text
 from tests.support.databases import sqlite_url
-from tests.support.stores import Backend, empty_database_url
+from tests.support.stores import Backend, open_backend
 
 from deviceflow.protocol.models import Client, ClientType
 from deviceflow.storage.interface import StorageUnavailableError
 from deviceflow.storage.sql import engine
-from deviceflow.storage.sql.engine import async_url, create_store, default_db_url, upgrade
+from deviceflow.storage.sql.engine import async_url, create_store, default_db_url
 from deviceflow.storage.sql.repository import SqlStore
 
 ASYNC_URLS = [
@@ -116,49 +116,43 @@ async def _terminate_other_backends(url: str) -> int:
 @pytest.mark.anyio
 @pytest.mark.postgres
 async def test_postgres_pool_replaces_connections_the_server_closed(tmp_path: Path) -> None:
-    with empty_database_url("postgres", tmp_path) as url:
-        await upgrade(url)
-        store = create_store(url, pool_size=2)
-        try:
-            async def read_four_at_once() -> None:
-                async def read() -> None:
-                    async with store.unit_of_work(read_only=True) as uow:
-                        assert await uow.clients.get("nobody") is None
-                        await asyncio.sleep(0.05)  # hold it, so four connections are pooled
-                await asyncio.gather(*(read() for _ in range(4)))
+    async with open_backend("postgres", tmp_path) as backend:
+        store, url = backend.store, str(backend.url)
 
-            await read_four_at_once()
-            assert await _terminate_other_backends(url) >= 4
-            await asyncio.sleep(0.2)  # the event loop sees the sockets close
-            await read_four_at_once()  # not one failure: each dead connection was replaced
-            async with store.unit_of_work() as uow:
-                await uow.clients.add(Client("after", "After", ClientType.PUBLIC,
-                                             frozenset(), frozenset()))
-                await uow.commit()
-        finally:
-            await store.close()
+        async def read_four_at_once() -> None:
+            async def read() -> None:
+                async with store.unit_of_work(read_only=True) as uow:
+                    assert await uow.clients.get("nobody") is None
+                    await asyncio.sleep(0.05)  # hold it, so four connections are pooled
+            await asyncio.gather(*(read() for _ in range(4)))
+
+        await read_four_at_once()
+        assert await _terminate_other_backends(url) >= 4
+        await asyncio.sleep(0.2)  # the event loop sees the sockets close
+        await read_four_at_once()  # not one failure: each dead connection was replaced
+        async with store.unit_of_work() as uow:
+            await uow.clients.add(Client("after", "After", ClientType.PUBLIC,
+                                         frozenset(), frozenset()))
+            await uow.commit()
 
 
 @pytest.mark.anyio
 @pytest.mark.postgres
 async def test_postgres_connection_lost_mid_work_is_storage_unavailable(tmp_path: Path) -> None:
-    with empty_database_url("postgres", tmp_path) as url:
-        await upgrade(url)
-        store = create_store(url, pool_size=1)
-        try:
-            async def read_across_a_drop() -> None:
-                async with store.unit_of_work() as uow:
-                    await uow.clients.get("nobody")
-                    # The server drops this very connection between two statements.
-                    await _terminate_other_backends(url)
-                    await uow.clients.get("nobody")
+    async with open_backend("postgres", tmp_path) as backend:
+        store, url = backend.store, str(backend.url)
 
-            with pytest.raises(StorageUnavailableError):
-                await read_across_a_drop()
-            async with store.unit_of_work(read_only=True) as uow:  # and the pool recovers
-                assert await uow.clients.get("nobody") is None
-        finally:
-            await store.close()
+        async def read_across_a_drop() -> None:
+            async with store.unit_of_work() as uow:
+                await uow.clients.get("nobody")
+                # The server drops this very connection between two statements.
+                await _terminate_other_backends(url)
+                await uow.clients.get("nobody")
+
+        with pytest.raises(StorageUnavailableError):
+            await read_across_a_drop()
+        async with store.unit_of_work(read_only=True) as uow:  # and the pool recovers
+            assert await uow.clients.get("nobody") is None
 
 
 @pytest.mark.anyio
