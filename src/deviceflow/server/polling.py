@@ -67,7 +67,8 @@ class PollState(Protocol):
         ``pending``: the record as the database just gave it, still pending, to keep a copy of
         (ignored once the code is marked decided)."""
 
-    async def decided(self, device_code_hash: str, expires_at: Timestamp) -> None:
+    async def decided(self, device_code_hash: str, expires_at: Timestamp, now: Timestamp
+                      ) -> None:
         """The code was approved or denied (committed): stop answering from any copy."""
 
     async def close(self) -> None: ...
@@ -111,7 +112,8 @@ class MemoryPollState:
                 del self._state[key]
         return True
 
-    async def decided(self, device_code_hash: str, expires_at: Timestamp) -> None:
+    async def decided(self, device_code_hash: str, expires_at: Timestamp, now: Timestamp
+                      ) -> None:
         return None
 
     def __len__(self) -> int:
@@ -249,10 +251,11 @@ class RedisPollState:
             return True
         return bool(won)
 
-    async def decided(self, device_code_hash: str, expires_at: Timestamp) -> None:
+    async def decided(self, device_code_hash: str, expires_at: Timestamp, now: Timestamp
+                      ) -> None:
         try:
             await self._decided(keys=[self._prefix + device_code_hash],
-                                args=[_ttl_ms(expires_at, time.time())])
+                                args=[_ttl_ms(expires_at, now)])
         except Exception as exc:
             # The decision is committed; polls see it once the copy is PENDING_COPY_SECONDS old.
             self._warn(exc)

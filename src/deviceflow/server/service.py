@@ -419,7 +419,7 @@ class DeviceFlowService:
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
             await uow.commit()
-        await self.poll_state.decided(new.device_code_hash, new.expires_at)
+        await self.poll_state.decided(new.device_code_hash, new.expires_at, now)
         return DecisionOutcome.RECORDED
 
     async def sign_in(self, username: str, password: str, ip_address: str) -> SignIn:

@@ -79,7 +79,7 @@ async def test_the_copy_is_trusted_only_while_fresh(state: RedisPollState) -> No
 async def test_a_decision_retires_the_copy_for_good(state: RedisPollState) -> None:
     record = a_record()
     loaded = await state.load(record.device_code_hash, NOW)  # a poll reads "pending" ...
-    await state.decided(record.device_code_hash, record.expires_at)  # ... a decision lands ...
+    await state.decided(record.device_code_hash, record.expires_at, NOW)  # ... a decision ...
     # ... and the poll, finishing, must not put back a copy that says "pending".
     assert await state.save(dataclasses.replace(record, last_polled_at=NOW), loaded, NOW,
                             pending=record)
@@ -97,13 +97,20 @@ async def test_save_is_a_compare_and_set_on_the_last_poll(state: RedisPollState)
 
 
 class CountingStore(MemoryStore):
-    """The memory store, counting the units of work that read the database."""
+    """The memory store, counting the reads of device authorizations by device code."""
 
     reads = 0
 
     def unit_of_work(self, *, read_only: bool = False) -> MemoryUnitOfWork:
-        self.reads += read_only
-        return super().unit_of_work(read_only=read_only)
+        uow = super().unit_of_work(read_only=read_only)
+        read = uow.device_authorizations.get_by_device_code
+
+        async def counted(device_code_hash: str) -> DeviceAuthorization | None:
+            self.reads += 1
+            return await read(device_code_hash)
+
+        uow.device_authorizations.get_by_device_code = counted  # type: ignore[method-assign]
+        return uow
 
 
 async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_once(
@@ -132,7 +139,7 @@ async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_on
         async def poll() -> object:
             before = store.reads
             answer = await service.token(form, None)
-            read = store.reads - before  # the client comes from the service's cache
+            read = store.reads - before
             return (type(answer) if isinstance(answer, OAuthError) else "tokens", read)
 
         store.reads = 0
