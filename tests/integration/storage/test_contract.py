@@ -613,11 +613,15 @@ async def test_an_integrity_error_that_is_no_duplicate_is_not_already_exists(
 ) -> None:
     # A status the schema's CHECK does not know is a bug: it must surface as itself, not as
     # "taken, draw another code" (which the service would retry).
+    # Only a taken key is absorbed (ON CONFLICT DO NOTHING); a bug aborts the unit of work (on
+    # PostgreSQL the whole transaction), nothing of it is stored, and the store goes on.
     bogus = dataclasses.replace(a_device(), status=SimpleNamespace(value="bogus"))  # type: ignore[arg-type]
     async with sql_backend.store.unit_of_work() as uow:
         with pytest.raises(IntegrityError):
             await uow.device_authorizations.add(bogus)
-        await uow.device_authorizations.add(a_device(2))  # the savepoint kept this usable
+    async with sql_backend.store.unit_of_work() as uow:
+        await uow.device_authorizations.add(a_device(2))
         await uow.commit()
     async with sql_backend.store.unit_of_work() as uow:
+        assert await uow.device_authorizations.get_by_device_code("device-0001") is None
         assert await uow.device_authorizations.get_by_device_code("device-0002") == a_device(2)

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, cast
 
-from sqlalchemy import Dialect, Engine, Row, Select, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Dialect, Engine, Row, Select, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete
 
@@ -53,38 +55,26 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-# A duplicate key, as each driver reports it. Other integrity errors (a CHECK on a status the
-# schema does not know) are bugs, and must not pass for "taken, try another code".
-_PG_UNIQUE_VIOLATION = "23505"
-_SQLITE_DUPLICATE = frozenset({"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"})
+def _insert_unless_taken(table: Any) -> dict[str, Any]:
+    """``INSERT … ON CONFLICT DO NOTHING`` for each dialect (the construct is dialect-specific in
+    SQLAlchemy; the SQL is the same on both)."""
+    return {"postgresql": pg_insert(table).on_conflict_do_nothing(),
+            "sqlite": sqlite_insert(table).on_conflict_do_nothing()}
 
 
-def _is_duplicate(exc: IntegrityError) -> bool:
-    orig = exc.orig
-    return (
-        getattr(orig, "sqlstate", None) == _PG_UNIQUE_VIOLATION
-        or getattr(orig, "sqlite_errorname", None) in _SQLITE_DUPLICATE
-    )
-
-
-async def _insert(conn: AsyncConnection, stmt: Any, values: Mapping[str, Any], key: str) -> None:
-    """Insert and turn a unique-key violation into ``AlreadyExistsError``, leaving the caller's
+async def _insert(conn: AsyncConnection, stmts: Mapping[str, Any], values: Mapping[str, Any],
+                  key: str) -> None:
+    """Insert, or raise ``AlreadyExistsError`` when a unique key is taken, leaving the caller's
     transaction usable (so the service can retry with a fresh user code).
 
-    PostgreSQL aborts the whole transaction on an error, so there the insert runs inside a
-    SAVEPOINT. SQLite's default conflict resolution (ABORT) undoes only the failing statement
-    and keeps the transaction, so there it needs none: two fewer statements, each a thread
-    hand-off through aiosqlite, on every device authorization and token issue."""
-    try:
-        if conn.dialect.name == "sqlite":
-            await conn.execute(stmt, values)
-        else:
-            async with conn.begin_nested():
-                await conn.execute(stmt, values)
-    except IntegrityError as exc:
-        if not _is_duplicate(exc):
-            raise
-        raise AlreadyExistsError(key) from exc
+    ``ON CONFLICT DO NOTHING`` turns a taken key into "0 rows inserted" instead of an error, so
+    no SAVEPOINT is needed to keep a PostgreSQL transaction alive after it: one statement where
+    a savepoint took three round trips, on every device authorization and token issue. Only
+    uniqueness is absorbed; any other integrity error (a CHECK the schema does not know) is a
+    bug and still raises."""
+    result = await conn.execute(stmts[conn.dialect.name], values)
+    if result.rowcount == 0:
+        raise AlreadyExistsError(key)
 
 
 async def _purge(conn: AsyncConnection, stmt: Delete, expired_before: Timestamp, limit: int) -> int:
@@ -107,7 +97,7 @@ def _purge_statement(table: Any, pk: Any) -> Delete:
 
 _CLIENT_GET = select(_c).where(_c.c.client_id == bindparam("b_client_id"))
 _CLIENT_LIST = select(_c).order_by(_c.c.client_id)
-_CLIENT_INSERT = insert(_c)
+_CLIENT_INSERT = _insert_unless_taken(_c)
 _CLIENT_DELETE = delete(_c).where(_c.c.client_id == bindparam("b_client_id"))
 
 
@@ -159,7 +149,7 @@ class SqlClients:
 _USER_GET = select(_u).where(_u.c.user_id == bindparam("b_user_id"))
 _USER_BY_NAME = select(_u).where(_u.c.username == bindparam("b_username"))
 _USER_LIST = select(_u).order_by(_u.c.username)
-_USER_INSERT = insert(_u)
+_USER_INSERT = _insert_unless_taken(_u)
 _USER_DELETE = delete(_u).where(_u.c.username == bindparam("b_username"))
 _USER_SET_PASSWORD = (
     update(_u)
@@ -218,7 +208,7 @@ class SqlUsers:
 
 _DEVICE_BY_DEVICE_CODE = select(_d).where(_d.c.device_code_hash == bindparam("b_device_code_hash"))
 _DEVICE_BY_USER_CODE = select(_d).where(_d.c.user_code_hash == bindparam("b_user_code_hash"))
-_DEVICE_INSERT = insert(_d)
+_DEVICE_INSERT = _insert_unless_taken(_d)
 
 _POLL_SET: dict[str, Any] = {
     "last_polled_at": bindparam("b_last_polled_at"),
@@ -335,7 +325,7 @@ class SqlDeviceAuthorizations:
 # --------------------------------------------------------------------------------- refresh tokens
 
 _REFRESH_GET = select(_r).where(_r.c.token_hash == bindparam("b_token_hash"))
-_REFRESH_INSERT = insert(_r)
+_REFRESH_INSERT = _insert_unless_taken(_r)
 _REFRESH_ROTATE = (
     update(_r)
     .where(
@@ -418,7 +408,7 @@ class SqlRefreshTokens:
 # ---------------------------------------------------------------------------------------- secrets
 
 _SECRET_GET = select(_s.c.value).where(_s.c.name == bindparam("b_name"))
-_SECRET_INSERT = insert(_s)
+_SECRET_INSERT = _insert_unless_taken(_s)
 _SECRET_NAMES = select(_s.c.name).order_by(_s.c.name)
 
 
@@ -434,14 +424,11 @@ class SqlSecrets:
         """Store ``value`` unless ``name`` exists; return whichever value is stored.
 
         Two workers starting at once agree on one secret: the losing INSERT waits for the
-        winner's row (PostgreSQL) or its write lock (SQLite), fails on the primary key inside a
-        savepoint, and then reads the winner's committed value."""
+        winner's row (PostgreSQL) or its write lock (SQLite), inserts nothing, and then reads
+        the winner's committed value."""
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(_SECRET_INSERT, {"name": name, "value": value})
-        except IntegrityError as exc:
-            if not _is_duplicate(exc):
-                raise
+            await _insert(self._conn, _SECRET_INSERT, {"name": name, "value": value}, name)
+        except AlreadyExistsError:
             stored = await self.get(name)
             if stored is None:  # pragma: no cover - the port has no way to delete a secret
                 raise StorageError(f"secret {name!r} vanished while being created") from None
