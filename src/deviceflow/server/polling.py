@@ -83,9 +83,8 @@ class MemoryPollState:
     between its read and its write, so it is atomic under asyncio. It keeps no copies of
     pending records: a decision made by another worker process would not reach them."""
 
-    def __init__(self, clock: Any = time.time) -> None:
+    def __init__(self) -> None:
         self._state: dict[str, tuple[Timestamp, int, Timestamp]] = {}
-        self._clock = clock
         self._saves = 0
 
     async def load(self, device_code_hash: str, now: Timestamp) -> PollSnapshot:
@@ -107,7 +106,6 @@ class MemoryPollState:
         )
         self._saves += 1
         if self._saves % _SWEEP_EVERY == 0:
-            now = self._clock()
             for key in [k for k, (_, _, exp) in self._state.items() if exp <= now]:
                 del self._state[key]
         return True

@@ -146,7 +146,7 @@ class DeviceFlowService:
         self.limiter = limiter
         self._clock = clock
         self._codes = codes or SecretsCodeSource()
-        self.poll_state: PollState = poll_state or MemoryPollState(clock)
+        self.poll_state: PollState = poll_state or MemoryPollState()
         self._clients: dict[str, tuple[Client, float]] = {}
         self._grants = {
             device_code.GRANT_TYPE: self._device_code_grant,

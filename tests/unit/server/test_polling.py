@@ -24,14 +24,14 @@ def record(n: int = 1, expires_at: float = NOW + 600) -> DeviceAuthorization:
 
 
 async def test_unknown_codes_load_as_never_polled() -> None:
-    state = MemoryPollState(lambda: NOW)
+    state = MemoryPollState()
     snapshot = await state.load("dc-1", NOW)
     assert snapshot == PollSnapshot()
     assert snapshot.apply(record()) == record()
 
 
 async def test_save_is_a_compare_and_set_on_the_last_poll() -> None:
-    state = MemoryPollState(lambda: NOW)
+    state = MemoryPollState()
     loaded = await state.load("dc-1", NOW)
     first = dataclasses.replace(record(), last_polled_at=NOW)
     assert await state.save(first, loaded, NOW) is True
@@ -48,21 +48,20 @@ async def test_save_is_a_compare_and_set_on_the_last_poll() -> None:
 async def test_memory_keeps_no_copy_of_pending_records() -> None:
     """Without Redis, another worker process may record the decision: a copy here would not
     hear of it, so every poll reads the database."""
-    state = MemoryPollState(lambda: NOW)
+    state = MemoryPollState()
     first = dataclasses.replace(record(), last_polled_at=NOW)
     assert await state.save(first, PollSnapshot(), NOW, pending=record()) is True
     assert (await state.load("dc-1", NOW)).pending is None
 
 
 async def test_expired_entries_are_swept() -> None:
-    clock = [NOW]
-    state = MemoryPollState(lambda: clock[0])
+    state = MemoryPollState()
     for n in range(1024):
         short = record(n, expires_at=NOW + 1)
         await state.save(dataclasses.replace(short, last_polled_at=NOW), PollSnapshot(), NOW)
     assert len(state) == 1024  # not yet expired at the first sweep
-    clock[0] = NOW + 2
-    for n in range(1024, 2048):
+    for n in range(1024, 2048):  # two seconds later
         live = record(n)
-        await state.save(dataclasses.replace(live, last_polled_at=NOW + 2), PollSnapshot(), NOW)
+        await state.save(dataclasses.replace(live, last_polled_at=NOW + 2), PollSnapshot(),
+                         NOW + 2)
     assert len(state) == 1024  # only the live codes remain

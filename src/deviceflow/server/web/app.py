@@ -111,7 +111,7 @@ def create_app(
         limiter = Limiter(brute_force_policy(settings), limiter_storage_uri(settings))
         now = clock or time.time
         poll_state: PollState = (
-            RedisPollState(settings.redis) if settings.redis else MemoryPollState(now)
+            RedisPollState(settings.redis) if settings.redis else MemoryPollState()
         )
         service = DeviceFlowService(active, keyring, policy, limiter, clock=now,
                                     poll_state=poll_state)

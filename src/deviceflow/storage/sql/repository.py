@@ -1,12 +1,14 @@
 """SQL implementations of the storage ports (``storage/interface.py``) on SQLAlchemy 2 Core.
 
-The same statements run on SQLite (aiosqlite) and PostgreSQL (asyncpg). Every compare-and-set is
+The same SQL runs on SQLite (aiosqlite) and PostgreSQL (asyncpg); only ``INSERT … ON CONFLICT DO
+NOTHING`` needs a construct per dialect in SQLAlchemy. Every compare-and-set is
 one ``UPDATE … WHERE <key> AND <expected state>`` whose rowcount says who won: the database, not
 Python, decides between concurrent callers, so single use of a device code and of a rotated refresh
 token holds across processes and hosts.
 
 Statements are built once at import time with named bind parameters, so SQLAlchemy's compiled
-cache (and asyncpg's prepared-statement cache) reuses them on the hot polling path.
+cache (and asyncpg's prepared-statement cache) reuses them; SQLite's read-only units of work
+compile them once more and run them straight on the driver (``_InlineConnection``).
 """
 
 from __future__ import annotations
@@ -656,7 +658,9 @@ class _InlineReader:
     def connection(self) -> _InlineConnection:
         conn: _InlineConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            pooled: Any = self.engine.raw_connection()  # this thread's; closed by dispose()
+            # This thread's connection, held checked out (kept here, so it is never returned
+            # to the pool) until dispose() closes it.
+            pooled: Any = self.engine.raw_connection()
             conn = _InlineConnection(pooled.driver_connection, self.engine.dialect,
                                      self._compiled)
             self._local.pooled, self._local.conn = pooled, conn
