@@ -184,11 +184,11 @@ def poll_autocommit() -> None:
     import contextvars
 
     from deviceflow.protocol.models import DEVICE_CODE_GRANT
-    from deviceflow.server import service as service_module
+    from deviceflow.server.service import tokens as service_module
     from deviceflow.storage.sql import repository
 
     polling: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_poll", default=False)
-    original_token = service_module.DeviceFlowService.token
+    original_token = service_module.TokenService.token
     original_enter = repository.SqlUnitOfWork.__aenter__
     autocommit: dict[int, Any] = {}
 
@@ -209,7 +209,7 @@ def poll_autocommit() -> None:
             self._engine = autocommit[key]
         return await original_enter(self)
 
-    service_module.DeviceFlowService.token = token  # type: ignore[method-assign]
+    service_module.TokenService.token = token  # type: ignore[method-assign]
     repository.SqlUnitOfWork.__aenter__ = enter  # type: ignore[method-assign]
 
 

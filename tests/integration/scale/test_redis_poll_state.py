@@ -130,7 +130,7 @@ async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_on
                                          frozenset({DEVICE_CODE_GRANT}), frozenset({"openid"})))
             await uow.users.add(User("sub-ada", "ada", "Ada", "$argon2id$unused"))
             await uow.commit()
-        codes = (await service.device_authorization(
+        codes = (await service.tokens.device_authorization(
             FormParams({"client_id": "tv", "scope": "openid"}), None,
             RequestOrigin("127.0.0.1", "t"))).body()
         form = FormParams({"client_id": "tv", "grant_type": DEVICE_CODE_GRANT,
@@ -138,7 +138,7 @@ async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_on
 
         async def poll() -> object:
             before = store.reads
-            answer = await service.token(form, None)
+            answer = await service.tokens.token(form, None)
             read = store.reads - before
             return (type(answer) if isinstance(answer, OAuthError) else "tokens", read)
 
@@ -151,7 +151,8 @@ async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_on
         pending = AuthorizationPendingError
         assert answers == [(pending, 1), *[(pending, 0)] * 5, (pending, 1)]
 
-        outcome = await service.record_decision(str(codes["user_code"]), Decision.APPROVE,
+        outcome = await service.verification.record_decision(
+            str(codes["user_code"]), Decision.APPROVE,
                                                 "sub-ada", now[0])
         assert outcome is DecisionOutcome.RECORDED
         assert await poll() == ("tokens", 1)  # the next poll, not 30 s later

@@ -85,7 +85,7 @@ class Harness:
 
     async def decide(self, user_code: str, user: User, decision: Decision = Decision.APPROVE
                      ) -> DecisionOutcome:
-        return await self.service.record_decision(user_code, decision, user.user_id,
+        return await self.service.verification.record_decision(user_code, decision, user.user_id,
                                                   time.time())
 
     async def keys(self) -> KeySet:

@@ -210,7 +210,7 @@ class Server:
 
     async def decide(self, user_code: str, user: User, decision: Decision = Decision.APPROVE
                      ) -> None:
-        outcome = await self.service.record_decision(user_code, decision, user.user_id,
+        outcome = await self.service.verification.record_decision(user_code, decision, user.user_id,
                                                      self.clock() - 5)
         assert outcome is DecisionOutcome.RECORDED
 
@@ -611,7 +611,7 @@ async def test_poll_outcomes(
         elif step == "almost-retention":
             server.clock.advance(86400 - 600)
         elif step == "purge":
-            await server.service.purge_expired()
+            await server.service.tokens.purge_expired()
     server.clock.advance(5)
     assert_error(await server.poll(codes["device_code"]), status, error)
 
@@ -739,8 +739,9 @@ async def test_a_colliding_user_code_is_drawn_again_on_every_store(server: Serve
     service = DeviceFlowService(server.store, server.service.keyring, server.service.policy,
                                 server.service.limiter, clock=server.clock, codes=_Colliding())
     origin = RequestOrigin("203.0.113.9", "pytest")
-    first = await service.device_authorization(FormParams({"client_id": "tv"}), None, origin)
-    second = await service.device_authorization(FormParams({"client_id": "tv"}), None, origin)
+    first = await service.tokens.device_authorization(FormParams({"client_id": "tv"}), None, origin)
+    second = await service.tokens.device_authorization(
+        FormParams({"client_id": "tv"}), None, origin)
     assert (first.user_code, second.user_code) == ("WDJB-MJHT", "BCDF-GHJK")
     alice = await server.add_user("alice")
     await server.decide("BCDF-GHJK", alice)
@@ -1100,7 +1101,7 @@ async def test_unexpected_failures_answer_without_a_traceback(
             raise exception("internal detail: /var/lib/secret.db")
 
         with monkeypatch.context() as patched:
-            patched.setattr(srv.service, "token", broken)
+            patched.setattr(srv.service.tokens, "token", broken)
             with caplog.at_level(logging.ERROR):
                 response = await srv.post("/token", {"grant_type": DEVICE_CODE_GRANT,
                                                      "client_id": "tv", "device_code": "x"})

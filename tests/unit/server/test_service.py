@@ -114,13 +114,13 @@ async def world(keyring: KeyRing) -> World:
 
 
 async def authorize(world: World) -> dict[str, str | int]:
-    response = await world.service.device_authorization(
+    response = await world.service.tokens.device_authorization(
         FormParams({"client_id": "tv"}), None, ORIGIN)
     return response.body()
 
 
 async def poll(world: World, device_code: str) -> dict[str, str | int]:
-    issued = await world.service.token(
+    issued = await world.service.tokens.token(
         FormParams({"client_id": "tv", "grant_type": DEVICE_CODE_GRANT,
                     "device_code": device_code}), None)
     if isinstance(issued, OAuthError):  # pending, slow_down: answers, returned
@@ -151,7 +151,8 @@ async def test_decision_accepts_the_code_as_typed(world: World, typed: str) -> N
     code = str((await authorize(world))["user_code"])
     text = typed.format(code=code, lower=code.lower(), bare=code.replace("-", ""),
                         spaced=" ".join(code))
-    outcome = await world.service.record_decision(text, Decision.APPROVE, "sub-alice", START)
+    outcome = await world.service.verification.record_decision(
+        text, Decision.APPROVE, "sub-alice", START)
     assert outcome is DecisionOutcome.RECORDED
 
 
@@ -159,23 +160,25 @@ async def test_decision_accepts_the_code_as_typed(world: World, typed: str) -> N
     "code", ["", "nonsense", "BCDF-GHJK", "AEIO-UAEI"], ids=["empty", "junk", "unknown", "vowels"]
 )
 async def test_decision_on_an_unknown_code_changes_nothing(world: World, code: str) -> None:
-    assert await world.service.record_decision(code, Decision.APPROVE, "u", START) \
+    assert await world.service.verification.record_decision(
+        code, Decision.APPROVE, "u", START) \
         is DecisionOutcome.GONE
 
 
 async def test_a_decided_code_cannot_be_decided_again(world: World) -> None:
     code = str((await authorize(world))["user_code"])
     svc = world.service
-    assert await svc.record_decision(code, Decision.DENY, "sub-alice", START) \
+    assert await svc.verification.record_decision(code, Decision.DENY, "sub-alice", START) \
         is DecisionOutcome.RECORDED
-    assert await svc.record_decision(code, Decision.APPROVE, "sub-alice", START) \
+    assert await svc.verification.record_decision(code, Decision.APPROVE, "sub-alice", START) \
         is DecisionOutcome.GONE
 
 
 async def test_an_expired_code_cannot_be_decided(world: World) -> None:
     code = str((await authorize(world))["user_code"])
     world.clock.now += 600
-    assert await world.service.record_decision(code, Decision.APPROVE, "sub-alice", START) \
+    assert await world.service.verification.record_decision(
+        code, Decision.APPROVE, "sub-alice", START) \
         is DecisionOutcome.GONE
 
 
@@ -185,7 +188,8 @@ async def test_concurrent_decisions_record_exactly_one(world: World) -> None:
 
     async def decide(i: int) -> None:
         decision = Decision.APPROVE if i % 2 else Decision.DENY
-        outcomes.append(await world.service.record_decision(code, decision, "sub-alice", START))
+        outcomes.append(await world.service.verification.record_decision(
+        code, decision, "sub-alice", START))
 
     async with anyio.create_task_group() as tg:
         for i in range(20):
@@ -206,7 +210,7 @@ async def test_concurrent_decisions_record_exactly_one(world: World) -> None:
 )
 async def test_token_dispatch(world: World, form: dict[str, str], error: type[Exception]) -> None:
     with pytest.raises(error):
-        await world.service.token(FormParams(form), None)
+        await world.service.tokens.token(FormParams(form), None)
 
 
 async def test_refresh_grant_switched_off_is_unsupported(keyring: KeyRing) -> None:
@@ -214,11 +218,12 @@ async def test_refresh_grant_switched_off_is_unsupported(keyring: KeyRing) -> No
                         grant_types=(DEVICE_CODE_GRANT,))
     world = await make_world(keyring, service_policy=off)
     with pytest.raises(UnsupportedGrantTypeError):
-        await world.service.token(FormParams({"client_id": "tv", "grant_type": "refresh_token",
-                                              "refresh_token": "x"}), None)
+        await world.service.tokens.token(FormParams(
+            {"client_id": "tv", "grant_type": "refresh_token", "refresh_token": "x"}), None)
     # ... and no refresh token is issued even to a client registered for the grant.
     body = await authorize(world)
-    await world.service.record_decision(str(body["user_code"]), Decision.APPROVE, "sub-alice",
+    await world.service.verification.record_decision(
+        str(body["user_code"]), Decision.APPROVE, "sub-alice",
                                         START)
     assert "refresh_token" not in await poll(world, str(body["device_code"]))
 
@@ -226,18 +231,19 @@ async def test_refresh_grant_switched_off_is_unsupported(keyring: KeyRing) -> No
 async def test_expired_code_is_kept_for_expired_token_then_purged(world: World) -> None:
     body = await authorize(world)
     world.clock.now += 600 + 3000  # past expiry, inside the 3600 s retention
-    assert await world.service.purge_expired() == 0
+    assert await world.service.tokens.purge_expired() == 0
     with pytest.raises(ExpiredTokenError):
         await poll(world, str(body["device_code"]))
     world.clock.now += 601  # past expiry + retention
-    assert await world.service.purge_expired() == 1
+    assert await world.service.tokens.purge_expired() == 1
     with pytest.raises(InvalidGrantError):
         await poll(world, str(body["device_code"]))
 
 
 async def test_the_user_deleted_before_redemption_gets_no_tokens(world: World) -> None:
     body = await authorize(world)
-    await world.service.record_decision(str(body["user_code"]), Decision.APPROVE, "sub-alice",
+    await world.service.verification.record_decision(
+        str(body["user_code"]), Decision.APPROVE, "sub-alice",
                                         START)
     async with world.store.unit_of_work() as uow:
         await uow.users.remove("alice")
@@ -264,15 +270,16 @@ async def test_userinfo_refuses_tokens_that_are_not_ours_now(
 ) -> None:
     token = world.service.keyring.signer.sign(claims, typ)
     with pytest.raises(InvalidTokenError):
-        await world.service.userinfo(token)
+        await world.service.tokens.userinfo(token)
 
 
 async def test_userinfo_describes_the_subject_by_scope(world: World) -> None:
     sign = world.service.keyring.signer.sign
     base = {"iss": ISSUER, "sub": "sub-alice", "exp": 4_000_000_000}
-    assert await world.service.userinfo(sign({**base, "scope": "openid"}, ACCESS_TOKEN_TYP)) \
+    assert await world.service.tokens.userinfo(
+        sign({**base, "scope": "openid"}, ACCESS_TOKEN_TYP)) \
         == {"sub": "sub-alice"}
-    assert await world.service.userinfo(
+    assert await world.service.tokens.userinfo(
         sign({**base, "scope": "openid profile"}, ACCESS_TOKEN_TYP)
     ) == {"sub": "sub-alice", "preferred_username": "alice", "name": "Alice"}
 
@@ -319,8 +326,8 @@ async def test_clients_are_cached_briefly(world: World, monkeypatch: pytest.Monk
         await uow.clients.remove("tv")
         await uow.commit()
     await authorize(world)  # still cached: removal takes effect within CLIENT_CACHE_SECONDS
-    monkeypatch.setattr("deviceflow.server.service.CLIENT_CACHE_SECONDS", 0.0)
-    world.service._clients.clear()
+    monkeypatch.setattr("deviceflow.server.service.context.CLIENT_CACHE_SECONDS", 0.0)
+    world.service.ctx._clients.clear()
     with pytest.raises(OAuthError) as info:
         await authorize(world)
     assert info.value.error == "invalid_client"

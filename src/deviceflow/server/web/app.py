@@ -177,7 +177,7 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             for _ in range(_MAX_BATCHES_PER_ROUND):
-                if not await service.purge_expired():
+                if not await service.tokens.purge_expired():
                     break
                 await asyncio.sleep(0.01)  # let requests in between batches
         except Exception:

@@ -12,7 +12,7 @@ from ..responses import json_response
 
 async def device_authorization(request: Request) -> Response:
     params = await read_form(request)
-    response = await request.app.state.service.device_authorization(
+    response = await request.app.state.service.tokens.device_authorization(
         params, request.headers.get("authorization"), origin(request)
     )
     return json_response(response.body())

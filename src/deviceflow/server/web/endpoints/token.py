@@ -13,7 +13,9 @@ from ..responses import json_response, oauth_error_response
 
 async def token(request: Request) -> Response:
     params = await read_form(request)
-    issued = await request.app.state.service.token(params, request.headers.get("authorization"))
+    issued = await request.app.state.service.tokens.token(
+        params, request.headers.get("authorization")
+    )
     if isinstance(issued, OAuthError):
         return oauth_error_response(issued)
     return json_response(issued.body())

@@ -20,7 +20,7 @@ async def userinfo(request: Request) -> Response:
             401, {"WWW-Authenticate": 'Bearer realm="deviceflow"'},
         )
     try:
-        info = await request.app.state.service.userinfo(credentials.strip())
+        info = await request.app.state.service.tokens.userinfo(credentials.strip())
     except InvalidTokenError as exc:
         return json_response(exc.body(), exc.status_code, exc.headers())
     return json_response(info)

@@ -189,7 +189,7 @@ async def _code_page(
 ) -> Response:
     service = _service(request)
     signed = _signed_in(request, service)
-    user = await service.get_user(signed.user_id) if signed else None
+    user = await service.accounts.get_user(signed.user_id) if signed else None
     return render(request, "code.html", {
         "value": value[:_MAX_ECHO],
         "alert": alert,
@@ -280,7 +280,7 @@ async def code_submit(request: Request) -> Response:
         user_id=signed.user_id if signed else None,
     )
     # Case, spaces and dashes are the service's to ignore (RFC 8628 §6.1): pass the raw text.
-    entry = await service.enter_user_code(raw, attempt)
+    entry = await service.verification.enter_user_code(raw, attempt)
     if isinstance(entry, Throttled):
         return await _code_page(
             request, value=raw, alert=_wait_message(entry.retry_after), status=429,
@@ -314,7 +314,7 @@ async def signin_submit(request: Request) -> Response:
     if not username or not password:
         return _signin_page(request, username=username, alert=CREDENTIALS_MISSING, status=400)
     service = _service(request)
-    result = await service.sign_in(username, password, client_ip(request))
+    result = await service.accounts.sign_in(username, password, client_ip(request))
     if isinstance(result, Throttled):
         return _signin_page(
             request, username=username, alert=_wait_message(result.retry_after), status=429,
@@ -347,10 +347,10 @@ async def _load_consent(request: Request) -> _Consent | Response:
     signed = _signed_in(request, service)
     if signed is None:
         return redirect(page_url(request, "device_signin"))
-    pending = await service.pending_request(code)
+    pending = await service.verification.pending_request(code)
     if pending is None:
         return await _code_refused(request)
-    user = await service.get_user(signed.user_id)
+    user = await service.accounts.get_user(signed.user_id)
     if user is None:
         _forget_sign_in(request)
         return redirect(page_url(request, "device_signin"))
@@ -387,7 +387,7 @@ async def consent_submit(request: Request) -> Response:
     decision = _DECISIONS.get(form.get("decision", ""))
     if decision is None:
         return _consent_page(request, pending, loaded.user, alert=NO_DECISION, status=400)
-    outcome = await _service(request).record_decision(
+    outcome = await _service(request).verification.record_decision(
         pending.user_code, decision, loaded.signed.user_id, loaded.signed.auth_time
     )
     if outcome is not DecisionOutcome.RECORDED:

@@ -1,0 +1,95 @@
+"""The only place that opens a transaction: load → protocol decides → persist.
+
+Split by concern, each part composing the few ports it needs from one ``ServiceContext``:
+``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``verification``
+(the pages' code entry and decisions), ``accounts`` (sign-in), ``admin`` (the operator's users
+and clients). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ...protocol.codes import CodeSource
+from ...protocol.models import Timestamp
+from ...storage.interface import Store
+from ..keys import KeyRing
+from ..polling import PollState
+from ..ratelimit import Limiter
+from .accounts import AccountService, SignIn, SignInRefused
+from .admin import AdminService
+from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
+from .tokens import TokenService
+from .verification import (
+    CodeAttempt,
+    CodeEntry,
+    CodeRefused,
+    DecisionOutcome,
+    PendingRequest,
+    Throttled,
+    VerificationService,
+)
+
+
+class DeviceFlowService:
+    """One server process's service: the shared context and the parts built on it."""
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing,
+        policy: ServicePolicy,
+        limiter: Limiter,
+        *,
+        clock: Clock = time.time,
+        codes: CodeSource | None = None,
+        poll_state: PollState | None = None,
+    ) -> None:
+        self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
+                                  poll_state=poll_state)
+        self.tokens = TokenService(self.ctx)
+        self.verification = VerificationService(self.ctx)
+        self.accounts = AccountService(self.ctx)
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.ctx.keyring
+
+    @property
+    def policy(self) -> ServicePolicy:
+        return self.ctx.policy
+
+    @property
+    def limiter(self) -> Limiter:
+        return self.ctx.limiter
+
+    @property
+    def poll_state(self) -> PollState:
+        return self.ctx.poll_state
+
+    def now(self) -> Timestamp:
+        return self.ctx.now()
+
+
+__all__ = [
+    "CLIENT_CACHE_SECONDS",
+    "AccountService",
+    "AdminService",
+    "CodeAttempt",
+    "CodeEntry",
+    "CodeRefused",
+    "DecisionOutcome",
+    "DeviceFlowService",
+    "PendingRequest",
+    "ServiceContext",
+    "ServicePolicy",
+    "SignIn",
+    "SignInRefused",
+    "Throttled",
+    "TokenService",
+    "VerificationService",
+]

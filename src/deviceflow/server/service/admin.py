@@ -1,0 +1,75 @@
+"""Administration of users and clients (the operator CLI and the demo)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import anyio
+
+from ...protocol.codes import hash_client_secret
+from ...protocol.models import Client, ClientType, User
+from ...storage.interface import Store
+from .. import identity
+from .context import Clock
+
+
+class AdminService:
+    """Users and clients. Shares the store with the server; needs no keys."""
+
+    def __init__(self, store: Store, clock: Clock = time.time) -> None:
+        self.store = store
+        self._clock = clock
+
+    async def add_user(self, username: str, password: str, name: str = "") -> User:
+        password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
+        user = User(identity.new_user_id(), username, name or username, password_hash,
+                    self._clock())
+        async with self.store.unit_of_work() as uow:
+            await uow.users.add(user)
+            await uow.commit()
+        return user
+
+    async def list_users(self) -> Sequence[User]:
+        async with self.store.unit_of_work(read_only=True) as uow:
+            return await uow.users.list()
+
+    async def remove_user(self, username: str) -> bool:
+        async with self.store.unit_of_work() as uow:
+            removed = await uow.users.remove(username)
+            await uow.commit()
+        return removed
+
+    async def set_password(self, username: str, password: str) -> bool:
+        password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
+        async with self.store.unit_of_work() as uow:
+            changed = await uow.users.set_password_hash(username, password_hash)
+            await uow.commit()
+        return changed
+
+    async def add_client(
+        self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],
+        scopes: Sequence[str], device_code_lifetime: int | None = None,
+    ) -> tuple[Client, str | None]:
+        """Register a client; a confidential client's secret is returned once, stored hashed."""
+        secret = identity.new_client_secret() if client_type is ClientType.CONFIDENTIAL else None
+        client = Client(
+            client_id=client_id, name=name, client_type=client_type,
+            grant_types=frozenset(grant_types), scopes=frozenset(scopes),
+            secret_hash=hash_client_secret(secret) if secret else None,
+            device_code_lifetime=device_code_lifetime, created_at=self._clock(),
+        )
+        async with self.store.unit_of_work() as uow:
+            await uow.clients.add(client)
+            await uow.commit()
+        return client, secret
+
+    async def list_clients(self) -> Sequence[Client]:
+        async with self.store.unit_of_work(read_only=True) as uow:
+            return await uow.clients.list()
+
+    async def remove_client(self, client_id: str) -> bool:
+        async with self.store.unit_of_work() as uow:
+            removed = await uow.clients.remove(client_id)
+            await uow.commit()
+        return removed

@@ -1,0 +1,78 @@
+"""What every part of the service shares: the ports (store, keys, limits, polling state), the
+policy, the clock, and a short cache of client records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...protocol.codes import CodeSource, SecretsCodeSource
+from ...protocol.models import Client, DevicePolicy, Timestamp, TokenPolicy
+from ...storage.interface import Store
+from ..keys import KeyRing
+from ..polling import MemoryPollState, PollState
+from ..ratelimit import Limiter
+
+Clock = Callable[[], float]
+
+CLIENT_CACHE_SECONDS = 5.0
+"""How long a client record is reused before it is read again."""
+
+_CLIENT_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePolicy:
+    device: DevicePolicy
+    token: TokenPolicy
+    grant_types: tuple[str, ...]
+    expired_code_retention: int = 24 * 3600
+    """How long an expired device code is kept so a late poll still hears ``expired_token``."""
+    session_lifetime: int = 8 * 3600
+
+
+class ServiceContext:
+    """The ports and policy one server process runs with, handed to each part of the service."""
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing,
+        policy: ServicePolicy,
+        limiter: Limiter,
+        *,
+        clock: Clock = time.time,
+        codes: CodeSource | None = None,
+        poll_state: PollState | None = None,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.policy = policy
+        self.limiter = limiter
+        self.clock = clock
+        self.codes = codes or SecretsCodeSource()
+        self.poll_state: PollState = poll_state or MemoryPollState()
+        self._clients: dict[str, tuple[Client, float]] = {}
+
+    def now(self) -> Timestamp:
+        """The service's clock (injected under test); pages use it for session ages too."""
+        return self.clock()
+
+    async def client(self, client_id: str) -> Client | None:
+        """A registered client, from a short in-process cache: every poll authenticates its
+        client, and clients change rarely. A removed or changed client takes effect within
+        ``CLIENT_CACHE_SECONDS``."""
+        now = time.monotonic()
+        cached = self._clients.get(client_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        async with self.store.unit_of_work(read_only=True) as uow:
+            client = await uow.clients.get(client_id)
+        if client is None:
+            self._clients.pop(client_id, None)  # unknown ids are not cached: no memory to flood
+        else:
+            if len(self._clients) >= _CLIENT_CACHE_SIZE:
+                self._clients.clear()
+            self._clients[client_id] = (client, now + CLIENT_CACHE_SECONDS)
+        return client

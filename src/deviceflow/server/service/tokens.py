@@ -1,0 +1,229 @@
+"""The token side of the service: device authorization (RFC 8628 §3.1–3.2), the token endpoint
+(RFC 6749 §5) with its grants, userinfo (OIDC Core §5.3), and the purge of expired records."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from ...protocol import client_auth, device_authorization, tokens
+from ...protocol.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidTokenError,
+    OAuthError,
+    ServerError,
+    UnsupportedGrantTypeError,
+)
+from ...protocol.grants import device_code, refresh_token
+from ...protocol.models import (
+    Client,
+    DeviceStatus,
+    IssuedTokens,
+    RefreshToken,
+    RequestOrigin,
+    Timestamp,
+)
+from ...protocol.params import FormParams
+from ...protocol.scopes import PROFILE
+from ...storage.interface import AlreadyExistsError, UnitOfWork
+from ..keys import TokenVerificationError
+from .context import ServiceContext
+
+log = logging.getLogger("deviceflow.service")
+
+_USER_CODE_ATTEMPTS = 8
+"""Retries when a new user code collides with a live one (20^8 codes make this very rare)."""
+
+
+class TokenService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._grants = {
+            device_code.GRANT_TYPE: self._device_code_grant,
+            refresh_token.GRANT_TYPE: self._refresh_token_grant,
+        }
+
+    async def authenticate_client(self, params: FormParams, authorization: str | None) -> Client:
+        credentials = client_auth.parse_client_credentials(authorization, params)
+        return client_auth.authenticate_client(
+            credentials, await self.ctx.client(credentials.client_id)
+        )
+
+    # --- RFC 8628 §3.1–3.2 ---------------------------------------------------------------------
+
+    async def device_authorization(
+        self, params: FormParams, authorization: str | None, origin: RequestOrigin
+    ) -> device_authorization.DeviceAuthorizationResponse:
+        ctx = self.ctx
+        request = device_authorization.parse_request(params)
+        client = await self.authenticate_client(params, authorization)
+        async with ctx.store.unit_of_work() as uow:
+            for _ in range(_USER_CODE_ATTEMPTS):
+                record, response = device_authorization.authorize_device(
+                    request, client, ctx.policy.device, origin, ctx.clock(),
+                    ctx.codes, ctx.keyring.hasher,
+                )
+                try:
+                    await uow.device_authorizations.add(record)
+                except AlreadyExistsError:
+                    continue  # a live code already has this user code: draw another
+                await uow.commit()
+                return response
+        raise ServerError("could not allocate a unique user code")
+
+    # --- RFC 6749 §5 token endpoint --------------------------------------------------------------
+
+    async def token(
+        self, params: FormParams, authorization: str | None
+    ) -> IssuedTokens | OAuthError:
+        """Tokens, or the error that answers a poll (``authorization_pending``, ``slow_down``,
+        a lost redemption race), returned rather than raised: that is the hot path, and an
+        answer, not a failure. A malformed or unauthorized request raises its error."""
+        grant_type = params.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequestError("missing grant_type")
+        handler = self._grants.get(grant_type)
+        if handler is None or grant_type not in self.ctx.policy.grant_types:
+            raise UnsupportedGrantTypeError(f"grant_type {grant_type!r}")
+        client = await self.authenticate_client(params, authorization)
+        return await handler(params, client)
+
+    async def _device_code_grant(
+        self, params: FormParams, client: Client
+    ) -> IssuedTokens | OAuthError:
+        """RFC 8628 §3.4–3.5. The hot path: a pending poll is at most one read (a snapshot,
+        beside any writer; with Redis, usually none: see ``PENDING_COPY_SECONDS``) and a
+        polling-state update outside the database. Redemption is a compare-and-set on the
+        approved record: of any number of concurrent polls of one approved code exactly one
+        gets tokens; the rest get ``invalid_grant``."""
+        ctx = self.ctx
+        request = device_code.parse(params)
+        now = ctx.clock()
+        code_hash = ctx.keyring.hasher.device_code(request.device_code)
+        snapshot = await ctx.poll_state.load(code_hash, now)
+        stored = snapshot.pending
+        from_database = stored is None
+        if stored is None:
+            async with ctx.store.unit_of_work(read_only=True) as uow:
+                stored = await uow.device_authorizations.get_by_device_code(code_hash)
+        record = None if stored is None else snapshot.apply(stored)
+        decision = device_code.poll(record, client, now)
+        if isinstance(decision, device_code.Redeem):
+            return await self._redeem(decision, client, now)
+        # Pending or slow_down: record the poll. If another poll of this code got there first,
+        # this one came too fast by definition, so it is answered slow_down.
+        assert stored is not None  # poll() raised for a missing record
+        keep = stored if from_database and stored.status is DeviceStatus.PENDING else None
+        if not await ctx.poll_state.save(decision.record, snapshot, now, pending=keep):
+            return device_code.outcome_error(device_code.SlowDown(decision.record))
+        return device_code.outcome_error(decision)
+
+    async def _redeem(
+        self, decision: device_code.Redeem, client: Client, now: Timestamp
+    ) -> IssuedTokens | OAuthError:
+        new = decision.record
+        async with self.ctx.store.unit_of_work() as uow:
+            if not await uow.device_authorizations.transition(new, DeviceStatus.APPROVED):
+                return InvalidGrantError("device code redeemed by a concurrent poll")
+            user = await uow.users.get(new.user_id) if new.user_id is not None else None
+            if user is None or new.auth_time is None:
+                return InvalidGrantError("approving user no longer exists")
+            grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time)
+            issued = await self._issue(uow, grant, client, now, secrets.token_hex(16))
+            await uow.commit()
+        return issued
+
+    async def _refresh_token_grant(
+        self, params: FormParams, client: Client
+    ) -> IssuedTokens | OAuthError:
+        ctx = self.ctx
+        request = refresh_token.parse(params)
+        now = ctx.clock()
+        token_hash = ctx.keyring.hasher.refresh_token(request.refresh_token)
+        async with ctx.store.unit_of_work() as uow:
+            decision = refresh_token.refresh(
+                request, await uow.refresh_tokens.get(token_hash), client, now
+            )
+            if isinstance(decision, refresh_token.RevokeFamily):
+                count = await uow.refresh_tokens.revoke_family(decision.family_id)
+                await uow.commit()
+                log.warning("rotated refresh token replayed; revoked %d in its family", count)
+                return InvalidGrantError("refresh token reuse")
+            if not await uow.refresh_tokens.rotate(decision.old.token_hash):
+                return InvalidGrantError("refresh token rotated by a concurrent request")
+            user = await uow.users.get(decision.old.user_id)
+            if user is None:
+                return InvalidGrantError("user no longer exists")
+            grant = tokens.Grant(user, client.client_id, decision.scope, decision.old.auth_time)
+            issued = await self._issue(uow, grant, client, now, decision.old.family_id,
+                                       refresh_scope=decision.old.scope)
+            await uow.commit()
+        return issued
+
+    async def _issue(
+        self, uow: UnitOfWork, grant: tokens.Grant, client: Client, now: Timestamp,
+        family_id: str, refresh_scope: tuple[str, ...] | None = None,
+    ) -> IssuedTokens:
+        ctx = self.ctx
+        plain_refresh: str | None = None
+        if refresh_token.GRANT_TYPE in client.grant_types and (
+            refresh_token.GRANT_TYPE in ctx.policy.grant_types
+        ):
+            plain_refresh = ctx.codes.token()
+            await uow.refresh_tokens.add(
+                RefreshToken(
+                    token_hash=ctx.keyring.hasher.refresh_token(plain_refresh),
+                    family_id=family_id,
+                    client_id=client.client_id,
+                    user_id=grant.user.user_id,
+                    scope=refresh_scope or grant.scope,
+                    issued_at=now,
+                    expires_at=now + ctx.policy.token.refresh_token_lifetime,
+                    auth_time=grant.auth_time,
+                )
+            )
+        return tokens.issue(
+            grant, ctx.policy.token, ctx.keyring.signer, now, secrets.token_urlsafe(16),
+            plain_refresh,
+        )
+
+    # --- OIDC Core §5.3 userinfo ----------------------------------------------------------------
+
+    async def userinfo(self, access_token: str) -> dict[str, str]:
+        """Verify an RFC 9068 access token (signature, typ, iss, exp) and describe its subject."""
+        ctx = self.ctx
+        try:
+            claims = ctx.keyring.verify(access_token, tokens.ACCESS_TOKEN_TYP)
+        except TokenVerificationError as exc:
+            raise InvalidTokenError(str(exc)) from None
+        exp = claims.get("exp")
+        if claims.get("iss") != ctx.policy.token.issuer or not isinstance(exp, int):
+            raise InvalidTokenError("wrong issuer or no exp")
+        if exp <= ctx.clock():
+            raise InvalidTokenError("expired")
+        sub = claims.get("sub")
+        async with ctx.store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.get(sub) if isinstance(sub, str) else None
+        if user is None:
+            raise InvalidTokenError("subject no longer exists")
+        info = {"sub": user.user_id}
+        scope = claims.get("scope")
+        if isinstance(scope, str) and PROFILE in scope.split(" "):
+            info.update(tokens.profile_claims(user))
+        return info
+
+    # --- housekeeping ----------------------------------------------------------------------------
+
+    async def purge_expired(self, batch: int = 500) -> int:
+        """Delete device codes past their ``expired_token`` window and expired refresh tokens, in
+        small batches so no request waits long behind the purge."""
+        ctx = self.ctx
+        now = ctx.clock()
+        async with ctx.store.unit_of_work() as uow:
+            n = await uow.device_authorizations.purge(
+                now - ctx.policy.expired_code_retention, batch
+            )
+            n += await uow.refresh_tokens.purge(now, batch)
+            await uow.commit()
+        return n

@@ -1,0 +1,147 @@
+"""The verification side of the service (RFC 8628 §3.3): a typed user code looked up under the
+brute-force budgets of §5.1, what the consent page shows (§5.4), and the decision stored with a
+compare-and-set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ...protocol.codes import format_user_code, normalize_user_code
+from ...protocol.models import DeviceStatus, RequestOrigin, Timestamp
+from ...protocol.scopes import describe_scope
+from ...protocol.verification import Decision, decide, is_actionable
+from ..ratelimit import Check, ip_key
+from .context import ServiceContext
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """What the consent page shows about one device authorization (RFC 8628 §5.4)."""
+
+    user_code: str
+    client_name: str
+    client_id: str
+    scopes: tuple[tuple[str, str], ...]
+    origin: RequestOrigin
+    created_at: Timestamp
+    expires_at: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    retry_after: int
+    sign_in_helps: bool = False
+    """True when only the global anonymous budget is spent: a signed-in person may go on."""
+
+
+class CodeRefused(StrEnum):
+    """Unknown, expired, used and denied codes all map here: the page is no oracle (§5.1)."""
+
+    INVALID = "invalid"
+
+
+CodeEntry = PendingRequest | Throttled | CodeRefused
+
+
+@dataclass(frozen=True, slots=True)
+class CodeAttempt:
+    session_id: str
+    ip_address: str
+    user_id: str | None
+
+
+class DecisionOutcome(StrEnum):
+    RECORDED = "recorded"
+    GONE = "gone"
+    """The code was decided elsewhere, expired, or never existed: nothing changed."""
+
+
+class VerificationService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def _code_checks(self, attempt: CodeAttempt, *, signed_in: bool) -> list[Check]:
+        limiter = self.ctx.limiter
+        checks = [
+            limiter.check("code_per_session", attempt.session_id),
+            limiter.check("code_per_ip", ip_key(attempt.ip_address)),
+        ]
+        if signed_in and attempt.user_id is not None:
+            checks.append(limiter.check("code_per_account", attempt.user_id))
+        else:
+            checks.append(limiter.check("code_global", "all"))
+        return checks
+
+    async def enter_user_code(self, raw: str, attempt: CodeAttempt) -> CodeEntry:
+        """Look up a typed user code under the brute-force budgets.
+
+        Anonymous entries spend the session, IP and global budgets. When only the global budget is
+        spent, a signed-in person may still enter codes against a per-account budget: the attack
+        is stopped without locking every real user out."""
+        limiter = self.ctx.limiter
+        signed_in = attempt.user_id is not None
+        checks = self._code_checks(attempt, signed_in=signed_in)
+        verdict = await limiter.verdict(checks)
+        if not verdict.allowed:
+            return Throttled(
+                verdict.retry_after,
+                sign_in_helps=not signed_in and set(verdict.tripped) == {"code_global"},
+            )
+        normalized = normalize_user_code(raw)
+        found = await self._lookup(normalized) if normalized is not None else None
+        if found is None:
+            if signed_in:
+                checks.append(limiter.check("code_global", "all"))
+            await limiter.hit(checks)
+            return CodeRefused.INVALID
+        return found
+
+    async def _lookup(self, normalized: str) -> PendingRequest | None:
+        ctx = self.ctx
+        code_hash = ctx.keyring.hasher.user_code(normalized)
+        async with ctx.store.unit_of_work(read_only=True) as uow:
+            record = await uow.device_authorizations.get_by_user_code(code_hash)
+        if record is None or not is_actionable(record, ctx.clock()):
+            return None
+        client = await ctx.client(record.client_id)
+        if client is None:
+            return None
+        return PendingRequest(
+            user_code=format_user_code(normalized),
+            client_name=client.name,
+            client_id=client.client_id,
+            scopes=tuple((s, describe_scope(s)) for s in record.scope),
+            origin=record.origin,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+        )
+
+    async def pending_request(self, user_code: str) -> PendingRequest | None:
+        """Re-read a code this browser session already entered (no budget spent): it may have been
+        decided or expired since."""
+        normalized = normalize_user_code(user_code)
+        return await self._lookup(normalized) if normalized is not None else None
+
+    async def record_decision(
+        self, user_code: str, decision: Decision, user_id: str, auth_time: Timestamp
+    ) -> DecisionOutcome:
+        """Store approve/deny with a compare-and-set on ``pending``: a decided code can never be
+        revived, and of concurrent decisions exactly one is recorded."""
+        ctx = self.ctx
+        now = ctx.clock()
+        normalized = normalize_user_code(user_code)
+        if normalized is None:
+            return DecisionOutcome.GONE
+        async with ctx.store.unit_of_work() as uow:
+            record = await uow.device_authorizations.get_by_user_code(
+                ctx.keyring.hasher.user_code(normalized)
+            )
+            if record is None or not is_actionable(record, now):
+                return DecisionOutcome.GONE
+            new = decide(record, decision, user_id, auth_time, now)
+            if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
+                return DecisionOutcome.GONE
+            await uow.commit()
+        await ctx.poll_state.decided(new.device_code_hash, new.expires_at, now)
+        return DecisionOutcome.RECORDED
