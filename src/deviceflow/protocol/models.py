@@ -58,6 +58,22 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientChanges:
+    """What ``deviceflow client update`` changes; None leaves a field as it is."""
+
+    name: str | None = None
+    grant_types: frozenset[str] | None = None
+    scopes: frozenset[str] | None = None
+    device_code_lifetime: int | None = None
+    default_device_code_lifetime: bool = False
+    """Forget the client's own device code lifetime: the server's default applies again."""
+
+    def is_empty(self) -> bool:
+        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime) == (
+            None, None, None, None) and not self.default_device_code_lifetime
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     user_id: str
     """The stable ``sub``: random, never reused, independent of the username."""

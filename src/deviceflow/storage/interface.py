@@ -10,6 +10,7 @@ from typing import Protocol, Self
 
 from ..protocol.models import (
     Client,
+    ClientChanges,
     DeviceAuthorization,
     DeviceStatus,
     RefreshToken,
@@ -37,6 +38,9 @@ class ClientRepository(Protocol):
     async def add(self, client: Client) -> None: ...
     async def list(self) -> Sequence[Client]: ...
     async def remove(self, client_id: str) -> bool: ...
+
+    async def update(self, client_id: str, changes: ClientChanges) -> bool:
+        """Change only the fields ``changes`` names, in one statement; False for an unknown id."""
 
 
 class UserRepository(Protocol):

@@ -11,6 +11,7 @@ from typing import Self
 
 from ..protocol.models import (
     Client,
+    ClientChanges,
     DeviceAuthorization,
     DeviceStatus,
     RefreshStatus,
@@ -48,6 +49,21 @@ class MemoryClients:
 
     async def remove(self, client_id: str) -> bool:
         return self._s.clients.pop(client_id, None) is not None
+
+    async def update(self, client_id: str, changes: ClientChanges) -> bool:
+        client = self._s.clients.get(client_id)
+        if client is None:
+            return False
+        self._s.clients[client_id] = dataclasses.replace(
+            client,
+            name=client.name if changes.name is None else changes.name,
+            grant_types=client.grant_types if changes.grant_types is None
+            else changes.grant_types,
+            scopes=client.scopes if changes.scopes is None else changes.scopes,
+            device_code_lifetime=None if changes.default_device_code_lifetime
+            else changes.device_code_lifetime or client.device_code_lifetime,
+        )
+        return True
 
 
 class MemoryUsers:

@@ -246,6 +246,71 @@ def test_client_add_refuses_bad_options(cli: Cli, args: list[str], words: str) -
     assert_clean_failure(cli("client", "add", "x", *args), 2, words)
 
 
+def test_client_add_for_an_existing_id_points_at_update_which_works(cli: Cli) -> None:
+    """Issue 7: the advice printed for a client without grants ("add it again with --grant")
+    failed with "already exists"; now both the note and the refusal name ``client update``, and
+    following the advice works."""
+    note = cli.ok("client", "add", "tv", "--name", "TV").stderr
+    assert "deviceflow client update tv --grant device_code" in note
+    refused = cli("client", "add", "tv", "--name", "TV", "--grant", "device_code")
+    assert_clean_failure(refused, 1, "already exists")
+    assert "deviceflow client update tv" in refused.stderr
+
+    done = cli.ok("client", "update", "tv", "--grant", "device_code", "--grant", "refresh_token")
+    assert "grants device_code refresh_token" in done.stderr
+    rows = cli.rows("SELECT client_id, name, grant_types, scopes, device_code_lifetime "
+                    "FROM clients")
+    assert rows == [("tv", "TV", f"{REFRESH_TOKEN_GRANT} {DEVICE_CODE_GRANT}",
+                     "openid profile", None)]
+
+    cli.ok("client", "update", "tv", "--name", "Kitchen TV", "--scope", "openid",
+           "--scope", "offline_access", "--expires-in", "300")
+    assert cli.rows("SELECT name, grant_types, scopes, device_code_lifetime FROM clients") == [
+        ("Kitchen TV", f"{REFRESH_TOKEN_GRANT} {DEVICE_CODE_GRANT}", "offline_access openid",
+         300)]
+    cli.ok("client", "update", "tv", "--default-expires-in", "--no-grants")
+    assert cli.rows("SELECT grant_types, device_code_lifetime FROM clients") == [("", None)]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["ghost", "--name", "X"], 1, "no client 'ghost'"),
+        (["tv"], 2, "nothing to change"),
+        (["tv", "--grant", "device_code", "--no-grants"], 2, "contradict"),
+        (["tv", "--expires-in", "60", "--default-expires-in"], 2, "contradict"),
+        (["tv", "--name", "Evil\u202etxt.exe"], 1, "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ],
+    ids=["unknown", "nothing", "grants-contradict", "expiry-contradicts", "bidi-name"],
+)
+def test_client_update_refuses_in_one_sentence(
+    cli: Cli, args: list[str], code: int, words: str
+) -> None:
+    cli.ok("client", "add", "tv", "--name", "TV", "--grant", "device_code")
+    assert_clean_failure(cli("client", "update", *args), code, words)
+    assert cli.rows("SELECT name FROM clients") == [("TV",)]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("Evil\u202egnp.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("Bank\u2066 of \u2069Trust", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("Zero\u200bWidth", "U+200B ZERO WIDTH SPACE"),
+        ("Two\nLines", "U+000A"),
+        ("Escape\x1b[31m", "U+001B"),
+        ("   ", "empty"),
+        ("x" * 101, "longer than 100"),
+    ],
+    ids=["rlo", "isolate", "zero-width", "newline", "ansi-escape", "blank", "too-long"],
+)
+def test_client_add_refuses_names_that_disguise_themselves(
+    cli: Cli, name: str, words: str
+) -> None:
+    assert_clean_failure(cli("client", "add", "x", "--name", name), 1, words)
+    assert cli.rows("SELECT name FROM clients") == []
+
+
 # --- deviceflow serve -----------------------------------------------------------------------------
 
 

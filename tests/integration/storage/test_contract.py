@@ -16,6 +16,7 @@ from tests.support.stores import Backend
 
 from deviceflow.protocol.models import (
     Client,
+    ClientChanges,
     ClientType,
     DeviceAuthorization,
     DeviceStatus,
@@ -175,6 +176,32 @@ async def test_client_list_and_remove(backend: Backend) -> None:
     async with backend.store.unit_of_work() as uow:
         assert [c.client_id for c in await uow.clients.list()] == ["alpha", "zeta"]
 
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (ClientChanges(), {}),
+        (ClientChanges(name="Renamed"), {"name": "Renamed"}),
+        (ClientChanges(grant_types=frozenset()), {"grant_types": frozenset()}),
+        (ClientChanges(scopes=frozenset({"openid"}), device_code_lifetime=120),
+         {"scopes": frozenset({"openid"}), "device_code_lifetime": 120}),
+        (ClientChanges(default_device_code_lifetime=True), {"device_code_lifetime": None}),
+    ],
+    ids=["nothing", "name", "no-grants", "scopes-and-lifetime", "default-lifetime"],
+)
+async def test_client_update_changes_only_what_it_names(
+    backend: Backend, changes: ClientChanges, expected: dict[str, object]
+) -> None:
+    before = a_client(device_code_lifetime=300, secret_hash="h")
+    await committed(backend.store, lambda uow: uow.clients.add(before))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.clients.update("cli", changes) is True
+        assert await uow.clients.update("nobody", changes) is False
+        await uow.commit()
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert await uow.clients.get("cli") == dataclasses.replace(before, **expected)  # type: ignore[arg-type]
+        assert await uow.clients.get("nobody") is None
 
 # ---------------------------------------------------------------------------------------- users
 

@@ -36,8 +36,11 @@ def run_admin(db: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
     except click.ClickException:
         raise
     except Exception as exc:
+        from ...server.service import AdminRefused
         from ...storage.interface import AlreadyExistsError
 
+        if isinstance(exc, AdminRefused):
+            raise click.ClickException(str(exc)) from None
         if isinstance(exc, AlreadyExistsError):
             raise click.ClickException(f"already exists: {exc}") from None
         raise click.ClickException(f"database error: {type(exc).__name__}: {exc}") from None

@@ -37,11 +37,55 @@ def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
     ))
     click.echo(f"Added {client_type} client {client.client_id}.", err=True)
     if not grants:
-        click.echo("Note: no grants given, so this client cannot get tokens yet "
-                   "(add it again with --grant device_code).", err=True)
+        click.echo("Note: no grants given, so this client cannot get tokens yet; give it one "
+                   f"with: deviceflow client update {client.client_id} --grant device_code",
+                   err=True)
     if secret is not None:
         click.echo("Client secret (shown once; store it now):", err=True)
         click.echo(secret)
+
+
+@command.command("update")
+@click.argument("client_id")
+@click.option("--name", default=None, help="New display name.")
+@click.option("--grant", "grants", multiple=True, type=click.Choice(sorted(_GRANTS)),
+              help="Grant the client may use; repeat. Replaces all of its grants.")
+@click.option("--no-grants", is_flag=True, help="Take every grant away (the client is kept).")
+@click.option("--scope", "scopes", multiple=True, metavar="SCOPE",
+              help="Scope the client may ask for; repeat. Replaces all of its scopes.")
+@click.option("--expires-in", type=click.IntRange(30, 3600), default=None, metavar="SECONDS",
+              help="Device code lifetime for this client.")
+@click.option("--default-expires-in", is_flag=True,
+              help="Use the server's device code lifetime again.")
+@db_option
+def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants: bool,
+           scopes: tuple[str, ...], expires_in: int | None, default_expires_in: bool,
+           db: str | None) -> None:
+    """Change a client: only what is given changes; --grant and --scope replace the lists.
+    Running servers see the change within 5 seconds."""
+    from ...protocol.models import ClientChanges
+
+    if grants and no_grants:
+        raise click.UsageError("--grant and --no-grants contradict each other")
+    if expires_in is not None and default_expires_in:
+        raise click.UsageError("--expires-in and --default-expires-in contradict each other")
+    changes = ClientChanges(
+        name=name,
+        grant_types=frozenset(_GRANTS[g] for g in grants) if grants or no_grants else None,
+        scopes=frozenset(scopes) if scopes else None,
+        device_code_lifetime=expires_in,
+        default_device_code_lifetime=default_expires_in,
+    )
+    if changes.is_empty():
+        raise click.UsageError("nothing to change: give --name, --grant, --scope or --expires-in")
+    client = run_admin(db, lambda admin: admin.update_client(client_id, changes))
+    short = {v: k for k, v in _GRANTS.items()}
+    grants_text = " ".join(sorted(short.get(g, g) for g in client.grant_types)) or "none"
+    lifetime = (f"{client.device_code_lifetime} s" if client.device_code_lifetime
+                else "the server's default")
+    click.echo(f"Updated client {client.client_id} ({client.name}): grants {grants_text}; "
+               f"scopes {' '.join(sorted(client.scopes))}; device codes live {lifetime}.",
+               err=True)
 
 
 @command.command("list")

@@ -17,7 +17,7 @@ from ..keys import KeyRing
 from ..polling import PollState
 from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
-from .admin import AdminService
+from .admin import AdminRefused, AdminService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .tokens import TokenService
 from .verification import (
@@ -78,6 +78,7 @@ class DeviceFlowService:
 __all__ = [
     "CLIENT_CACHE_SECONDS",
     "AccountService",
+    "AdminRefused",
     "AdminService",
     "CodeAttempt",
     "CodeEntry",

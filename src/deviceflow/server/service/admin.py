@@ -8,10 +8,33 @@ from collections.abc import Sequence
 import anyio
 
 from ...protocol.codes import hash_client_secret
-from ...protocol.models import Client, ClientType, User
-from ...storage.interface import Store
+from ...protocol.display import unsafe_characters
+from ...protocol.models import Client, ClientChanges, ClientType, User
+from ...storage.interface import AlreadyExistsError, Store
 from .. import identity
 from .context import Clock
+
+MAX_CLIENT_NAME = 100
+"""Characters in a client's display name: enough for any product name, short enough to show."""
+
+
+class AdminRefused(Exception):
+    """An administrative change refused as asked; the message is one sentence for the operator."""
+
+
+def check_client_name(name: str) -> None:
+    """A client's name is what the consent page asks a person to trust (RFC 8628 §5.4): refuse
+    names that render as something else (``protocol.display``)."""
+    if not name.strip():
+        raise AdminRefused("the client name is empty")
+    if len(name) > MAX_CLIENT_NAME:
+        raise AdminRefused(f"the client name is longer than {MAX_CLIENT_NAME} characters")
+    unsafe = unsafe_characters(name)
+    if unsafe:
+        raise AdminRefused(
+            "the client name contains characters that can disguise it on the consent page "
+            f"({', '.join(unsafe)}); use plain text"
+        )
 
 
 class AdminService:
@@ -52,6 +75,7 @@ class AdminService:
         scopes: Sequence[str], device_code_lifetime: int | None = None,
     ) -> tuple[Client, str | None]:
         """Register a client; a confidential client's secret is returned once, stored hashed."""
+        check_client_name(name)
         secret = identity.new_client_secret() if client_type is ClientType.CONFIDENTIAL else None
         client = Client(
             client_id=client_id, name=name, client_type=client_type,
@@ -60,9 +84,29 @@ class AdminService:
             device_code_lifetime=device_code_lifetime, created_at=self._clock(),
         )
         async with self.store.unit_of_work() as uow:
-            await uow.clients.add(client)
+            try:
+                await uow.clients.add(client)
+            except AlreadyExistsError:
+                raise AdminRefused(
+                    f"client {client_id!r} already exists; change it with: "
+                    f"deviceflow client update {client_id} [--grant …] [--scope …] [--name …]"
+                ) from None
             await uow.commit()
         return client, secret
+
+    async def update_client(self, client_id: str, changes: ClientChanges) -> Client:
+        """Change a registered client in one statement, and return it as stored. Takes effect in
+        running servers within their client cache time (``CLIENT_CACHE_SECONDS``)."""
+        if changes.name is not None:
+            check_client_name(changes.name)
+        async with self.store.unit_of_work() as uow:
+            if not await uow.clients.update(client_id, changes):
+                raise AdminRefused(f"no client {client_id!r}")
+            client = await uow.clients.get(client_id)
+            await uow.commit()
+        if client is None:  # pragma: no cover - removed inside our own transaction
+            raise AdminRefused(f"no client {client_id!r}")
+        return client
 
     async def list_clients(self) -> Sequence[Client]:
         async with self.store.unit_of_work(read_only=True) as uow:

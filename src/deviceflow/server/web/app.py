@@ -148,7 +148,7 @@ def create_app(
 
     https = urlsplit(issuer).scheme == "https"
     middleware = [
-        Middleware(RequestContextMiddleware),
+        Middleware(RequestContextMiddleware, hsts=https or settings.certfile is not None),
         Middleware(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",

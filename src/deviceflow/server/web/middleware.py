@@ -20,6 +20,12 @@ access_log = logging.getLogger("deviceflow.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+HSTS = "max-age=63072000"
+"""RFC 6797 §6.1: browsers that once reached the server over HTTPS refuse plain HTTP to it for two
+years, so a network attacker cannot strip TLS from a later visit to the verification page (and
+read the session cookie or the code typed there). No ``includeSubDomains``: sibling hosts of the
+issuer are not ours to promise."""
+
 _ids = itertools.count(1)
 _ID_PREFIX = secrets.token_hex(4)  # per process, so ids from many workers do not collide
 
@@ -38,10 +44,13 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 class RequestContextMiddleware:
     """Gives every request an id (a well-formed incoming ``X-Request-ID`` is kept, for tracing
-    across a proxy), logs one access line, and sets ``nosniff`` on every response."""
+    across a proxy), logs one access line, and sets ``nosniff`` on every response, and
+    ``Strict-Transport-Security`` on every response when the server is served or advertised
+    over HTTPS (behind a TLS-terminating proxy the header still reaches browsers over HTTPS)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +68,8 @@ class RequestContextMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = rid
                 headers.setdefault("X-Content-Type-Options", "nosniff")
+                if self.hsts:
+                    headers["Strict-Transport-Security"] = HSTS
             await send(message)
 
         try:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import NoMatchFound
 
+from ...protocol.display import display_safe
 from . import csrf
 
 SECURITY_HEADERS: Mapping[str, str] = {
@@ -29,7 +31,17 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
 }
 
+def _finalize(value: object) -> object:
+    """Every ``{{ value }}`` a page shows passes here before autoescape: client names and
+    User-Agents are chosen by others, and bidi overrides or zero-width characters in them would
+    make the consent page say what they want (``protocol.display``)."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return display_safe(value)
+    return value
+
+
 environment = jinja2.Environment(
+    finalize=_finalize,
     loader=jinja2.PackageLoader("deviceflow.server.web", "templates"),
     autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
     undefined=jinja2.StrictUndefined,

@@ -29,6 +29,7 @@ from sqlalchemy.sql.dml import Delete
 
 from ...protocol.models import (
     Client,
+    ClientChanges,
     ClientType,
     DeviceAuthorization,
     DeviceStatus,
@@ -143,6 +144,25 @@ class SqlClients:
 
     async def remove(self, client_id: str) -> bool:
         result = await self._conn.execute(_CLIENT_DELETE, {"b_client_id": client_id})
+        return result.rowcount == 1
+
+    async def update(self, client_id: str, changes: ClientChanges) -> bool:
+        values: dict[str, object] = {}
+        if changes.name is not None:
+            values["name"] = changes.name
+        if changes.grant_types is not None:
+            values["grant_types"] = _join(changes.grant_types)
+        if changes.scopes is not None:
+            values["scopes"] = _join(changes.scopes)
+        if changes.default_device_code_lifetime:
+            values["device_code_lifetime"] = None
+        elif changes.device_code_lifetime is not None:
+            values["device_code_lifetime"] = changes.device_code_lifetime
+        where = _c.c.client_id == client_id
+        # Nothing to change still answers whether the client exists (a no-op UPDATE would not).
+        statement = update(_c).where(where).values(values) if values else (
+            update(_c).where(where).values(client_id=_c.c.client_id))
+        result = await self._conn.execute(statement)
         return result.rowcount == 1
 
 
