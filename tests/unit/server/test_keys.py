@@ -17,6 +17,7 @@ from deviceflow.server.keys import (
     TokenVerificationError,
     load_keyring,
 )
+from deviceflow.server.secretbox import SecretBox
 from deviceflow.storage.memory import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -25,6 +26,7 @@ PUBLIC_MEMBERS = {
     "RSA": {"kty", "n", "e", "kid", "alg", "use"},
     "EC": {"kty", "crv", "x", "y", "kid", "alg", "use"},
 }
+KEK = SecretBox.generate()
 CLAIMS: dict[str, object] = {"iss": "https://a.example", "sub": "u1", "exp": 4_000_000_000}
 
 
@@ -34,8 +36,8 @@ def kids(ring: KeyRing) -> list[str]:
 
 async def test_keys_are_created_once_and_reused() -> None:
     store = MemoryStore()
-    first = await load_keyring(store)
-    second = await load_keyring(store)
+    first = await load_keyring(store, KEK)
+    second = await load_keyring(store, KEK)
     assert kids(first) == kids(second)
     assert first.jwks == second.jwks
     assert first.session_secret == second.session_secret
@@ -47,7 +49,7 @@ async def test_keys_are_created_once_and_reused() -> None:
 
 
 async def test_separate_stores_get_separate_keys() -> None:
-    first, second = await load_keyring(MemoryStore()), await load_keyring(MemoryStore())
+    first, second = await load_keyring(MemoryStore(), KEK), await load_keyring(MemoryStore(), KEK)
     assert kids(first) != kids(second)
     assert first.hasher.device_code("dc") != second.hasher.device_code("dc")
 
@@ -57,7 +59,7 @@ async def test_concurrent_first_starts_agree_on_one_key() -> None:
     rings: list[KeyRing] = []
 
     async def start() -> None:
-        rings.append(await load_keyring(store))
+        rings.append(await load_keyring(store, KEK))
 
     async with anyio.create_task_group() as tg:
         for _ in range(2):
@@ -67,9 +69,11 @@ async def test_concurrent_first_starts_agree_on_one_key() -> None:
 
 async def test_secrets_are_256_bits() -> None:
     store = MemoryStore()
-    ring = await load_keyring(store)
+    ring = await load_keyring(store, KEK)
     async with store.unit_of_work() as uow:
-        assert len(await uow.secrets.get(HMAC_SECRET_NAME) or b"") == 32
+        stored = await uow.secrets.get(HMAC_SECRET_NAME)
+    assert stored is not None
+    assert len(KEK.open(HMAC_SECRET_NAME, stored.value)) == 32
     assert len(ring.session_secret) == 32
 
 
@@ -86,7 +90,7 @@ async def test_secrets_are_256_bits() -> None:
 async def test_jwks_has_only_public_members_with_kid_alg_use(
     signing: str, extra: tuple[str, ...], expected: list[tuple[str, str]]
 ) -> None:
-    ring = await load_keyring(MemoryStore(), signing, extra)
+    ring = await load_keyring(MemoryStore(), KEK, signing, extra)
     keys = ring.jwks["keys"]
     assert isinstance(keys, list)
     assert [(k["kty"], k["alg"]) for k in keys] == expected
@@ -101,22 +105,22 @@ async def test_jwks_has_only_public_members_with_kid_alg_use(
 
 async def test_extra_key_added_later_keeps_the_first() -> None:
     store = MemoryStore()
-    first = await load_keyring(store)
-    both = await load_keyring(store, "RS256", ("ES256",))
+    first = await load_keyring(store, KEK)
+    both = await load_keyring(store, KEK, "RS256", ("ES256",))
     assert kids(both)[0] == kids(first)[0]
     assert len(kids(both)) == 2
 
 
 async def test_unsupported_algorithm_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
-        await load_keyring(MemoryStore(), "HS256")
+        await load_keyring(MemoryStore(), KEK, "HS256")
     with pytest.raises(ValueError, match="unsupported"):
-        await load_keyring(MemoryStore(), "RS256", ("PS512",))
+        await load_keyring(MemoryStore(), KEK, "RS256", ("PS512",))
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 async def test_signed_tokens_verify_against_the_published_jwks(alg: str) -> None:
-    ring = await load_keyring(MemoryStore(), alg)
+    ring = await load_keyring(MemoryStore(), KEK, alg)
     token = ring.signer.sign(CLAIMS, ACCESS_TOKEN_TYP)
     decoded = jwt.decode(token, KeySet.import_key_set(ring.jwks), algorithms=[alg])
     assert decoded.header == {"alg": alg, "kid": kids(ring)[0], "typ": "at+jwt"}
@@ -125,8 +129,8 @@ async def test_signed_tokens_verify_against_the_published_jwks(alg: str) -> None
 
 
 async def test_verify_refuses_wrong_typ_garbage_and_foreign_keys() -> None:
-    ring = await load_keyring(MemoryStore())
-    other = await load_keyring(MemoryStore())
+    ring = await load_keyring(MemoryStore(), KEK)
+    other = await load_keyring(MemoryStore(), KEK)
     token = ring.signer.sign(CLAIMS, "JWT")
     with pytest.raises(TokenVerificationError, match="typ"):
         ring.verify(token, ACCESS_TOKEN_TYP)
