@@ -93,7 +93,7 @@ def command(**options: Any) -> None:
     from ...server.embedded import uvicorn_options
     from ...server.keys import load_keyring
     from ...server.logs import configure
-    from ..exit_codes import CliError, ExitCode
+    from ..exit_codes import config_error
 
     settings = settings_from(options)
     configure(settings.log_format, settings.log_level)
@@ -113,7 +113,7 @@ def command(**options: Any) -> None:
     try:
         anyio.run(prepare)
     except STARTUP_REFUSALS as exc:
-        raise CliError(str(exc), ExitCode.CONFIG) from None
+        raise config_error(str(exc)) from None
     except Exception as exc:  # a bad URL, a refused connection, an unwritable file
         raise click.ClickException(f"cannot open the database: {type(exc).__name__}: {exc}") \
             from None
