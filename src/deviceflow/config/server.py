@@ -98,9 +98,10 @@ class ServerSettings(BaseSettings):
     secret_key_file: str = Field(
         "",
         description="File holding the key-encryption key when `DEVICEFLOW_SECRET_KEY` is not "
-        "set; created 0600 on first start. Defaults to `<database name>.key` beside a SQLite "
-        "file, else `deviceflow.key` in the user data directory. Back it up apart from the "
-        "database: without it the database's secrets cannot be read.",
+        "set; created 0600 on first start. Defaults to the SQLite file's name with `.key` for "
+        "its extension, beside it (`deviceflow.key` beside `deviceflow.sqlite3`), else "
+        "`deviceflow.key` in the user data directory. Back it up apart from the database: "
+        "without it the database's secrets cannot be read.",
     )
     signing_alg: Literal["RS256", "ES256"] = Field(
         "RS256", description="Algorithm for signing access and ID tokens."
