@@ -203,6 +203,7 @@ def test_public_api() -> None:
         "current_revision",
         "default_db_url",
         "head_revision",
+        "sqlite_file",
         "upgrade",
         "upgrade_sync",
     ]
