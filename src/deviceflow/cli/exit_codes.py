@@ -42,9 +42,10 @@ def config_error(message: str) -> click.ClickException:
     """A configuration refusal shown like click's errors ("Error: …") with exit code 3."""
     import click  # here, not at the top: the cached get-token path imports this module
 
-    error = click.ClickException(message)
-    error.exit_code = ExitCode.CONFIG
-    return error
+    class ConfigError(click.ClickException):
+        exit_code = ExitCode.CONFIG
+
+    return ConfigError(message)
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

@@ -45,7 +45,13 @@ def serve_in_thread(settings: ServerSettings, *, timeout: float = 30.0) -> Itera
     app = create_app(settings)
     config = uvicorn.Config(app, lifespan="on", **uvicorn_options(settings))
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="deviceflow-server", daemon=True)
+
+    def run() -> None:
+        # uvicorn calls sys.exit(3) when the app's start-up fails; the caller hears why below.
+        with contextlib.suppress(SystemExit):
+            server.run()
+
+    thread = threading.Thread(target=run, name="deviceflow-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

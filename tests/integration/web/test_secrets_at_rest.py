@@ -23,6 +23,7 @@ from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.tokens import ACCESS_TOKEN_TYP
 from deviceflow.server import keys as keys_module
 from deviceflow.server.bootstrap import key_source
+from deviceflow.server.embedded import free_port, serve_in_thread
 from deviceflow.server.keys import (
     HMAC_SECRET_NAME,
     SESSION_SECRET_NAME,
@@ -293,3 +294,36 @@ async def test_the_app_takes_its_kek_from_deviceflow_secret_key(tmp_path: Path) 
     with pytest.raises(WrongKeyError):
         async with wrong.router.lifespan_context(wrong):
             pass
+
+
+def test_the_embedded_server_raises_the_refusal_itself(tmp_path: Path) -> None:
+    # What `deviceflow demo` shows: the sentence, not "the embedded server did not start".
+    settings = settings_for(tmp_path, port=free_port())
+    database = tmp_path / "data" / "deviceflow.sqlite3"
+    database.parent.mkdir()
+    database.write_bytes(b"")
+    database.chmod(0o644)
+    with (pytest.raises(ExposedFileError, match=r"run: chmod 600 .*deviceflow\.sqlite3$"),
+          serve_in_thread(settings, timeout=20)):
+        pass
+
+
+async def test_downgrading_below_0002_refuses_sealed_secrets(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'deviceflow.sqlite3'}"
+    await upgrade(url)
+    await keyring(url, SecretBox.generate())
+
+    def downgrade(conn: Connection) -> None:
+        conn.begin()
+        config = alembic_config(url)
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+
+    sql = engine._create_engine(url, poolclass=NullPool)
+    try:
+        async with sql.connect() as conn:
+            with pytest.raises(RuntimeError, match=r"0\.1 cannot read"):
+                await conn.run_sync(downgrade)
+    finally:
+        await sql.dispose()
+    assert {e for _, e in (await raw_rows(url)).values()} == {"aes-256-gcm"}
