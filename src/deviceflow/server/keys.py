@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
@@ -104,11 +105,12 @@ async def load_keyring(store: Store, kek: KeySource, signing_alg: str = "RS256",
     for alg in algs:
         if alg not in SUPPORTED_ALGS:
             raise ValueError(f"unsupported signing algorithm {alg!r}")
-    async with store.unit_of_work() as uow:
+    async with store.unit_of_work(read_only=True) as uow:
         found = {name: await uow.secrets.get(name) for name in await uow.secrets.names()}
     stored = {name: secret for name, secret in found.items() if secret is not None}
     sealed = {n: s for n, s in stored.items() if s.encryption is not SecretEncryption.NONE}
-    box = kek.load(create=not sealed)
+    # File I/O (and a short wait while another worker writes the key file): off the loop.
+    box = await anyio.to_thread.run_sync(functools.partial(kek.load, create=not sealed))
     for name, secret in sealed.items():  # a wrong key fails here, before anything is written
         box.open(name, secret.value)
     async with store.unit_of_work() as uow:
