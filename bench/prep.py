@@ -13,8 +13,9 @@ import contextlib
 import secrets
 import time
 
+from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, ClientType
-from deviceflow.server.bootstrap import open_store
+from deviceflow.server.bootstrap import key_source, open_store
 from deviceflow.server.keys import load_keyring
 from deviceflow.server.service import AdminService
 from deviceflow.storage.interface import AlreadyExistsError
@@ -26,7 +27,8 @@ CLIENT_ID = "bench-device"
 async def _prepare(db_url: str) -> None:
     store = await open_store(db_url, migrate=True)
     try:
-        await load_keyring(store, "RS256", ())
+        # The key-encryption key `deviceflow serve --db db_url` will use (its key file).
+        await load_keyring(store, key_source(ServerSettings(db=db_url)), "RS256", ())
         with contextlib.suppress(AlreadyExistsError):
             await AdminService(store).add_client(
                 CLIENT_ID, "Benchmark device", ClientType.PUBLIC,

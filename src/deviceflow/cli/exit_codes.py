@@ -7,8 +7,12 @@ Stable: scripts branch on them. 2 is click's usage error; 130 is the shell conve
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["CliError", "ExitCode", "exit_code_for"]
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["CliError", "ExitCode", "config_error", "exit_code_for"]
 
 
 class ExitCode(IntEnum):
@@ -32,6 +36,16 @@ class CliError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILURE) -> None:
         super().__init__(message)
         self.code = code
+
+
+def config_error(message: str) -> click.ClickException:
+    """A configuration refusal shown like click's errors ("Error: …") with exit code 3."""
+    import click  # here, not at the top: the cached get-token path imports this module
+
+    class ConfigError(click.ClickException):
+        exit_code = ExitCode.CONFIG
+
+    return ConfigError(message)
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

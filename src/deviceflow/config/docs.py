@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from .server import ServerSettings
+from .server import ServerSettings, env_only
 
 
 def render(model: type[BaseSettings], title: str) -> str:
@@ -17,9 +17,9 @@ def render(model: type[BaseSettings], title: str) -> str:
     for name, field in model.model_fields.items():
         default = field.get_default(call_default_factory=True)
         shown = "—" if default in ("", None, ()) else f"`{default}`"
-        flag = "--" + name.replace("_", "-")
+        flag = "—" if env_only(field) else "`--" + name.replace("_", "-") + "`"
         desc = (field.description or "").replace("|", "\\|")
-        lines.append(f"| `{flag}` | `{prefix}{name.upper()}` | {shown} | {desc} |")
+        lines.append(f"| {flag} | `{prefix}{name.upper()}` | {shown} | {desc} |")
     return "\n".join(lines) + "\n"
 
 

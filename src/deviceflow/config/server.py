@@ -8,10 +8,12 @@ discovery advertises.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,15 @@ def _refused(sentence: str) -> PydanticCustomError:
     """A validation error that reads as the plain sentence given: a ``ValueError`` would be
     shown as "Value error, …" by pydantic, and so by ``deviceflow serve``."""
     return PydanticCustomError("invalid_setting", sentence)
+
+
+ENV_ONLY = "env_only"
+"""Marks a field that is read from the environment only: no command-line flag."""
+
+
+def env_only(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get(ENV_ONLY) is True
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -74,6 +85,23 @@ class ServerSettings(BaseSettings):
     )
     migrate_on_start: bool = Field(
         True, description="Run database migrations to the newest revision when the server starts."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key-encryption key sealing the server's keys and secrets in the database "
+        "(AES-256-GCM): 32 random bytes in base64url, e.g. from `python -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))'`. Environment only, never a flag (other users can "
+        "read command lines). Takes precedence over `secret_key_file`; keep it apart from "
+        "database backups, and never change it for a database that uses it.",
+        json_schema_extra={ENV_ONLY: True},
+    )
+    secret_key_file: str = Field(
+        "",
+        description="File holding the key-encryption key when `DEVICEFLOW_SECRET_KEY` is not "
+        "set; created 0600 on first start. Defaults to the SQLite file's name with `.key` for "
+        "its extension, beside it (`deviceflow.key` beside `deviceflow.sqlite3`), else "
+        "`deviceflow.key` in the user data directory. Back it up apart from the database: "
+        "without it the database's secrets cannot be read.",
     )
     signing_alg: Literal["RS256", "ES256"] = Field(
         "RS256", description="Algorithm for signing access and ID tokens."
@@ -180,6 +208,20 @@ class ServerSettings(BaseSettings):
         scheme = "https" if self.certfile else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def effective_secret_key_file(self) -> Path:
+        """Where the key-encryption key file is (or will be created)."""
+        if self.secret_key_file:
+            return Path(self.secret_key_file).expanduser()
+        from ..storage.sql.engine import sqlite_file
+
+        database = sqlite_file(self.effective_db)
+        if database is not None:
+            return database.with_name(database.stem + ".key")
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("deviceflow", appauthor=False)) / "deviceflow.key"
 
     @property
     def effective_db(self) -> str:

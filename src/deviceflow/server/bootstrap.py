@@ -1,9 +1,19 @@
 """Opening the configured database the same way everywhere (server, operator commands, demo):
-migrate to the newest revision when asked, then open the pooled store."""
+migrate to the newest revision when asked, then open the pooled store. For the server, also the
+start-up checks on key material: no file with keys open to other users, and the key-encryption
+key the settings name (docs/security.md, "Secrets at rest")."""
 
 from __future__ import annotations
 
+from typing import Final
+
+from ..config.server import ServerSettings
+from ..storage.files import ExposedFileError, refuse_exposed, sqlite_files
 from ..storage.interface import Store
+from .secretbox import SECRET_KEY_ENV, KeyFile, KeySource, SecretBox, SecretKeyError
+
+STARTUP_REFUSALS: Final = (ExposedFileError, SecretKeyError)
+"""Failures whose message is the one sentence an operator needs (``deviceflow serve`` exits 3)."""
 
 
 async def open_store(db_url: str, *, migrate: bool = True) -> Store:
@@ -12,3 +22,26 @@ async def open_store(db_url: str, *, migrate: bool = True) -> Store:
     if migrate:
         await upgrade(db_url)
     return create_store(db_url)
+
+
+def key_source(settings: ServerSettings) -> KeySource:
+    """``DEVICEFLOW_SECRET_KEY`` when set, else the key file (``secret_key_file``)."""
+    if settings.secret_key is not None:
+        return SecretBox.from_text(settings.secret_key.get_secret_value(), SECRET_KEY_ENV)
+    return KeyFile(settings.effective_secret_key_file)
+
+
+def refuse_exposed_key_material(settings: ServerSettings) -> None:
+    """Raise ``ExposedFileError`` when the SQLite database (or its -wal, -shm, -journal) or the
+    key file can be read by other local users: with them one signs tokens and forges sessions.
+    Called before the database is opened, so a refused start touches nothing."""
+    from ..storage.sql.engine import sqlite_file
+
+    database = sqlite_file(settings.effective_db)
+    files = sqlite_files(database) if database is not None else ()
+    if settings.secret_key is None:
+        files = (*files, settings.effective_secret_key_file)
+    refuse_exposed(*files)
+
+
+__all__ = ["STARTUP_REFUSALS", "key_source", "open_store", "refuse_exposed_key_material"]

@@ -36,19 +36,30 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
 @contextlib.contextmanager
 def serve_in_thread(settings: ServerSettings, *, timeout: float = 30.0) -> Iterator[str]:
     """Serve ``create_app(settings)`` until the block ends; yields the issuer URL once the server
-    accepts connections."""
+    accepts connections. A start-up refusal (``bootstrap.STARTUP_REFUSALS``) is raised as
+    itself; any other failure to start is a ``RuntimeError``."""
     import uvicorn
 
     from .web.app import create_app
 
-    config = uvicorn.Config(create_app(settings), lifespan="on", **uvicorn_options(settings))
+    app = create_app(settings)
+    config = uvicorn.Config(app, lifespan="on", **uvicorn_options(settings))
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="deviceflow-server", daemon=True)
+
+    def run() -> None:
+        # uvicorn calls sys.exit(3) when the app's start-up fails; the caller hears why below.
+        with contextlib.suppress(SystemExit):
+            server.run()
+
+    thread = threading.Thread(target=run, name="deviceflow-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
+            refused = getattr(app.state, "startup_error", None)
+            if refused is not None:  # one sentence for the operator (bootstrap.py)
+                raise refused
             raise RuntimeError("the embedded server did not start")
         time.sleep(0.02)
     try:

@@ -19,7 +19,7 @@ from ..protocol.models import (
     Timestamp,
     User,
 )
-from .interface import AlreadyExistsError
+from .interface import AlreadyExistsError, SecretEncryption, StoredSecret
 
 
 class _State:
@@ -29,7 +29,7 @@ class _State:
         self.devices: dict[str, DeviceAuthorization] = {}
         self.user_codes: dict[str, str] = {}
         self.refresh: dict[str, RefreshToken] = {}
-        self.secrets: dict[str, bytes] = {}
+        self.secrets: dict[str, StoredSecret] = {}
 
 
 class MemoryClients:
@@ -175,11 +175,19 @@ class MemorySecrets:
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    async def get(self, name: str) -> bytes | None:
+    async def get(self, name: str) -> StoredSecret | None:
         return self._s.secrets.get(name)
 
-    async def add_if_absent(self, name: str, value: bytes) -> bytes:
-        return self._s.secrets.setdefault(name, value)
+    async def add_if_absent(self, name: str, secret: StoredSecret) -> StoredSecret:
+        return self._s.secrets.setdefault(name, secret)
+
+    async def seal(self, name: str, sealed: StoredSecret) -> bool:
+        # No await between the test and the write: atomic on the event loop.
+        current = self._s.secrets.get(name)
+        if current is None or current.encryption is not SecretEncryption.NONE:
+            return False
+        self._s.secrets[name] = sealed
+        return True
 
     async def names(self) -> Sequence[str]:
         return sorted(self._s.secrets)

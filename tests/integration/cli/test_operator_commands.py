@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -488,3 +490,82 @@ def test_a_bad_database_is_a_plain_error(
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert words in errors[0]
+
+
+# --- secrets at rest (docs/security.md, docs/operator.md) ---------------------------------------
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 000 for this process and the commands it starts: every mode is the one asked for."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_operator_commands_make_a_private_database_whatever_the_umask(
+    cli: Cli, tmp_path: Path, open_umask: None
+) -> None:
+    cli.db_path = tmp_path / "data" / "deviceflow.sqlite3"
+    cli.ok("client", "add", "tv", "--name", "TV", "--grant", "device_code")
+    assert file_mode(cli.db_path.parent) == 0o700
+    files = list(cli.db_path.parent.iterdir())
+    assert cli.db_path in files
+    assert {p: file_mode(p) for p in files} == dict.fromkeys(files, 0o600)
+
+
+@pytest.mark.slow  # starts the server, then five refused starts
+def test_serve_keeps_key_material_private_and_refuses_it_exposed_or_without_its_key(
+    cli: Cli, tmp_path: Path, open_umask: None
+) -> None:
+    cli.db_path = tmp_path / "data" / "deviceflow.sqlite3"
+    key_file = cli.db_path.with_name("deviceflow.key")
+    cli.ok("client", "add", "tv", "--name", "TV", "--grant", "device_code")  # makes data/
+    with serve(cli, free_port()) as served:
+        httpx.post(served.base + "/device_authorization", data={"client_id": "tv"}, timeout=10)
+        written = sorted(p.name for p in cli.db_path.parent.iterdir())
+        assert {"deviceflow.sqlite3", "deviceflow.sqlite3-wal", "deviceflow.sqlite3-shm",
+                "deviceflow.key"} <= set(written), written
+        for path in cli.db_path.parent.iterdir():
+            if path.suffix != ".log":
+                assert file_mode(path) == 0o600, path
+        assert file_mode(cli.db_path.parent) == 0o700
+
+    def refused(words: str, env: dict[str, str] | None = None) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "deviceflow", "serve", "--port", str(free_port()),
+             "--db", cli.db], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            env=env or cli.env, timeout=120, check=False,
+        )
+        assert_clean_failure(result, 3, words)
+
+    sqlite_files = [cli.db_path, cli.db_path.with_name("deviceflow.sqlite3-wal")]
+    for path in (*sqlite_files, key_file):
+        if not path.exists():
+            continue
+        path.chmod(0o644)
+        refused(f"{path} is readable by other users (mode 0644); run: chmod 600 {path}")
+        path.chmod(0o600)
+
+    kept = key_file.read_bytes()
+    key_file.unlink()
+    refused(f"the key file {key_file} is missing; restore it from your backup")
+    assert not key_file.exists(), "a missing key is never replaced by a new one"
+
+    key_file.write_text(secrets.token_urlsafe(32) + "\n")
+    key_file.chmod(0o600)
+    refused(f"cannot be decrypted with the key from {key_file}")
+    refused("cannot be decrypted with the key from DEVICEFLOW_SECRET_KEY",
+            {**cli.env, "DEVICEFLOW_SECRET_KEY": secrets.token_urlsafe(32)})
+    refused("DEVICEFLOW_SECRET_KEY must hold 32 random bytes in base64url",
+            {**cli.env, "DEVICEFLOW_SECRET_KEY": "too-short"})
+
+    key_file.write_bytes(kept)  # restoring the key is the recovery
+    with serve(cli, free_port()) as served:
+        assert httpx.get(served.base + "/healthz", timeout=10).status_code == 200

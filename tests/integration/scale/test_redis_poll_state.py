@@ -29,6 +29,7 @@ from deviceflow.protocol.verification import Decision
 from deviceflow.server.keys import load_keyring
 from deviceflow.server.polling import PENDING_COPY_SECONDS, PollSnapshot, RedisPollState
 from deviceflow.server.ratelimit import BruteForcePolicy, Limiter
+from deviceflow.server.secretbox import SecretBox
 from deviceflow.server.service import DecisionOutcome, DeviceFlowService, ServicePolicy
 from deviceflow.storage.memory import MemoryStore, MemoryUnitOfWork
 
@@ -119,7 +120,7 @@ async def test_pending_polls_mostly_skip_the_database_and_approval_is_seen_at_on
     store, now = CountingStore(), [NOW]
     poll_state = RedisPollState(redis_db_url, prefix=f"test:{uuid.uuid4().hex}:")
     service = DeviceFlowService(
-        store, await load_keyring(store),
+        store, await load_keyring(store, SecretBox.generate()),
         ServicePolicy(device=DevicePolicy(verification_uri="https://as.example/device"),
                       token=TokenPolicy(issuer="https://as.example"),
                       grant_types=(DEVICE_CODE_GRANT,)),

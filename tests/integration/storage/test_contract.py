@@ -25,7 +25,13 @@ from deviceflow.protocol.models import (
     RequestOrigin,
     User,
 )
-from deviceflow.storage.interface import AlreadyExistsError, Store, UnitOfWork
+from deviceflow.storage.interface import (
+    AlreadyExistsError,
+    SecretEncryption,
+    Store,
+    StoredSecret,
+    UnitOfWork,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -390,7 +396,7 @@ async def test_every_read_gives_the_same_records_in_a_read_only_unit_of_work(
         for record in records:
             await uow.device_authorizations.add(record)
         await uow.refresh_tokens.add(a_token(1))
-        await uow.secrets.add_if_absent("hmac", b"\x00\xffsecret")
+        await uow.secrets.add_if_absent("hmac", sealed(b"\x00\xffsecret"))
 
     await committed(backend.store, fill)
 
@@ -417,7 +423,7 @@ async def test_every_read_gives_the_same_records_in_a_read_only_unit_of_work(
     assert expected[0] == a_client("cli", client_type=ClientType.CONFIDENTIAL,
                                    secret_hash="sha256$abc")
     assert expected[7:10] == records
-    assert expected[-3] == b"\x00\xffsecret"
+    assert expected[-3] == sealed(b"\x00\xffsecret")
 
 
 async def test_concurrent_decisions_have_exactly_one_winner(backend: Backend) -> None:
@@ -552,25 +558,68 @@ async def test_refresh_purge_deletes_expired_tokens_in_batches(backend: Backend)
 # -------------------------------------------------------------------------------------- secrets
 
 
+def sealed(value: bytes) -> StoredSecret:
+    return StoredSecret(value, SecretEncryption.AES_256_GCM)
+
+
+def plain(value: bytes) -> StoredSecret:
+    return StoredSecret(value, SecretEncryption.NONE)
+
+
 async def test_secrets(backend: Backend) -> None:
-    key = bytes(range(256))  # every byte value, NUL included
+    key = sealed(bytes(range(256)))  # every byte value, NUL included
     async with backend.store.unit_of_work() as uow:
         assert await uow.secrets.get("hmac") is None
         assert await uow.secrets.names() == []
         assert await uow.secrets.add_if_absent("hmac", key) == key
-        assert await uow.secrets.add_if_absent("hmac", b"second") == key  # never regenerated
-        assert await uow.secrets.add_if_absent("a-session", b"s") == b"s"
+        assert await uow.secrets.add_if_absent("hmac", sealed(b"second")) == key  # kept
+        assert await uow.secrets.add_if_absent("a-session", plain(b"s")) == plain(b"s")
         await uow.commit()
     async with backend.store.unit_of_work() as uow:
         assert await uow.secrets.get("hmac") == key
+        assert await uow.secrets.get("a-session") == plain(b"s")
         assert await uow.secrets.names() == ["a-session", "hmac"]
+
+
+async def test_seal_replaces_plaintext_only(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        await uow.secrets.add_if_absent("old", plain(b"0.1 plaintext"))
+        await uow.secrets.add_if_absent("new", sealed(b"ciphertext"))
+        assert await uow.secrets.seal("old", sealed(b"sealed old")) is True
+        assert await uow.secrets.seal("old", sealed(b"sealed twice")) is False  # sealed already
+        assert await uow.secrets.seal("new", sealed(b"other")) is False
+        assert await uow.secrets.seal("absent", sealed(b"x")) is False
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.secrets.get("old") == sealed(b"sealed old")
+        assert await uow.secrets.get("new") == sealed(b"ciphertext")
+        assert await uow.secrets.names() == ["new", "old"]
+
+
+async def test_workers_sealing_at_once_seal_once(backend: Backend) -> None:
+    n = 10
+    async with backend.store.unit_of_work() as uow:
+        await uow.secrets.add_if_absent("hmac", plain(b"plaintext"))
+        await uow.commit()
+    values = iter(sealed(f"sealed-{i}".encode()) for i in range(n))
+
+    async def seal(uow: UnitOfWork) -> bool:
+        return await uow.secrets.seal("hmac", next(values))
+
+    results = await concurrently(backend, seal, n=n, workers=n)
+    assert sorted(results) == [False] * (n - 1) + [True]
+    async with backend.store.unit_of_work() as uow:
+        stored = await uow.secrets.get("hmac")
+    assert stored is not None
+    assert stored.encryption is SecretEncryption.AES_256_GCM
+    assert stored.value.startswith(b"sealed-")
 
 
 async def test_workers_starting_at_once_agree_on_one_secret(backend: Backend) -> None:
     n = 10
-    values = iter(f"candidate-{i}".encode() for i in range(n))
+    values = iter(sealed(f"candidate-{i}".encode()) for i in range(n))
 
-    async def add(uow: UnitOfWork) -> bytes:
+    async def add(uow: UnitOfWork) -> StoredSecret:
         return await uow.secrets.add_if_absent("hmac", next(values))
 
     results = await concurrently(backend, add, n=n, workers=n)
@@ -589,7 +638,7 @@ async def test_leaving_without_commit_rolls_back(sql_backend: Backend) -> None:
         await uow.users.add(a_user())
         await uow.device_authorizations.add(a_device())
         await uow.refresh_tokens.add(a_token())
-        await uow.secrets.add_if_absent("hmac", b"k")
+        await uow.secrets.add_if_absent("hmac", sealed(b"k"))
     async with store.unit_of_work() as uow:
         assert await uow.clients.list() == []
         assert await uow.users.list() == []

@@ -13,7 +13,7 @@ from tests.support.databases import sqlite_url
 from tests.support.stores import Backend, open_backend
 
 from deviceflow.protocol.models import Client, ClientType
-from deviceflow.storage.interface import StorageUnavailableError
+from deviceflow.storage.interface import SecretEncryption, StorageUnavailableError, StoredSecret
 from deviceflow.storage.sql import engine
 from deviceflow.storage.sql.engine import async_url, create_store, default_db_url
 from deviceflow.storage.sql.repository import SqlStore
@@ -163,7 +163,8 @@ async def test_a_cancelled_unit_of_work_gives_back_its_connection(sql_backend: B
 
     async def stuck() -> None:
         async with store.unit_of_work() as uow:
-            await uow.secrets.add_if_absent("hmac", b"uncommitted")
+            await uow.secrets.add_if_absent(
+                "hmac", StoredSecret(b"uncommitted", SecretEncryption.AES_256_GCM))
             inside.set()
             await asyncio.sleep(3600)
 
@@ -202,6 +203,7 @@ def test_public_api() -> None:
         "current_revision",
         "default_db_url",
         "head_revision",
+        "sqlite_file",
         "upgrade",
         "upgrade_sync",
     ]

@@ -14,6 +14,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, insert, ins
 from sqlalchemy.exc import IntegrityError
 from tests.support.databases import sqlite_url
 
+from deviceflow.storage.interface import SecretEncryption, StoredSecret
 from deviceflow.storage.sql import tables
 from deviceflow.storage.sql.engine import (
     alembic_config,
@@ -27,6 +28,7 @@ from deviceflow.storage.sql.repository import SqlStore
 
 pytestmark = pytest.mark.anyio
 
+KEY = StoredSecret(b"key", SecretEncryption.AES_256_GCM)
 TABLES = {"clients", "users", "device_authorizations", "refresh_tokens", "server_secrets"}
 
 
@@ -41,7 +43,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:
@@ -62,12 +64,12 @@ async def test_upgrade_twice_is_idempotent_and_keeps_data(empty_db_url: str) -> 
     store = create_store(empty_db_url)
     try:
         async with store.unit_of_work() as uow:
-            await uow.secrets.add_if_absent("hmac", b"key")
+            await uow.secrets.add_if_absent("hmac", KEY)
             await uow.commit()
         await upgrade(empty_db_url)
         assert await current_revision(empty_db_url) == head_revision()
         async with store.unit_of_work() as uow:
-            assert await uow.secrets.get("hmac") == b"key"
+            assert await uow.secrets.get("hmac") == KEY
     finally:
         await store.close()
 

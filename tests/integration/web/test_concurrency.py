@@ -30,7 +30,7 @@ from deviceflow.protocol.models import (
     User,
 )
 from deviceflow.protocol.verification import Decision
-from deviceflow.server.bootstrap import open_store
+from deviceflow.server.bootstrap import key_source, open_store
 from deviceflow.server.keys import load_keyring
 from deviceflow.server.ratelimit import BruteForcePolicy, Limiter
 from deviceflow.server.service import (
@@ -96,7 +96,8 @@ class Harness:
 async def harness(live_server: Any) -> AsyncIterator[Harness]:
     store = await open_store(live_server.db_url, migrate=False)
     try:
-        keyring = await load_keyring(store)  # the server's secrets: same HMACs, same keys
+        # The server's secrets under the server's key-encryption key: same HMACs, same keys.
+        keyring = await load_keyring(store, key_source(live_server.settings))
         policy = ServicePolicy(
             device=DevicePolicy(verification_uri=live_server.issuer + "/device"),
             token=TokenPolicy(issuer=live_server.issuer),

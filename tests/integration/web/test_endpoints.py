@@ -39,7 +39,12 @@ from deviceflow.server.keys import SIGNING_KEY_PREFIX
 from deviceflow.server.logs import JsonFormatter
 from deviceflow.server.service import AdminService, DecisionOutcome, DeviceFlowService
 from deviceflow.server.web.app import create_app
-from deviceflow.storage.interface import StorageUnavailableError, Store
+from deviceflow.storage.interface import (
+    SecretEncryption,
+    StorageUnavailableError,
+    Store,
+    StoredSecret,
+)
 from deviceflow.storage.memory import MemoryStore
 from deviceflow.storage.sql.engine import create_store, upgrade
 
@@ -133,7 +138,9 @@ async def store(
         active = create_store(f"sqlite:///{path}")
     try:
         async with active.unit_of_work() as uow:
-            await uow.secrets.add_if_absent(SIGNING_KEY_PREFIX + "RS256", signing_key)
+            # As 0.1 stored it: the app seals it at start-up, as it would an old database's.
+            await uow.secrets.add_if_absent(SIGNING_KEY_PREFIX + "RS256",
+                                            StoredSecret(signing_key, SecretEncryption.NONE))
             await uow.commit()
         yield active
     finally:

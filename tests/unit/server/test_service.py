@@ -34,6 +34,7 @@ from deviceflow.protocol.tokens import ACCESS_TOKEN_TYP
 from deviceflow.protocol.verification import Decision
 from deviceflow.server.keys import KeyRing, load_keyring
 from deviceflow.server.ratelimit import BruteForcePolicy, Limiter
+from deviceflow.server.secretbox import SecretBox
 from deviceflow.server.service import DecisionOutcome, DeviceFlowService, ServicePolicy
 from deviceflow.storage.memory import MemoryStore
 
@@ -81,7 +82,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def keyring() -> KeyRing:
-    return anyio.run(load_keyring, MemoryStore())
+    return anyio.run(load_keyring, MemoryStore(), SecretBox.generate())
 
 
 def policy(**token: object) -> ServicePolicy:

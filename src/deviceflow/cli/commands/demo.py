@@ -36,9 +36,10 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
 
     from ...config.server import ServerSettings
     from ...protocol.models import DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, ClientType
-    from ...server.bootstrap import open_store
+    from ...server.bootstrap import STARTUP_REFUSALS, open_store
     from ...server.embedded import free_port, serve_in_thread
     from ...server.service import AdminService
+    from ..exit_codes import config_error
     from ..main import run
 
     workdir = Path(tempfile.mkdtemp(prefix="deviceflow-demo-"))
@@ -68,6 +69,8 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(serve_in_thread(settings))
+            except STARTUP_REFUSALS as exc:
+                raise config_error(str(exc)) from None
             except RuntimeError:  # uvicorn could not bind or start
                 raise click.ClickException(
                     f"could not start the demo server on 127.0.0.1:{port} (is the port in use?)"

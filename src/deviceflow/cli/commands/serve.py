@@ -13,9 +13,9 @@ import typing
 from typing import Any, Literal
 
 import click
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from ...config.server import ServerSettings
+from ...config.server import ServerSettings, env_only
 
 
 def _option_for(name: str, annotation: Any, description: str) -> click.Option:
@@ -40,6 +40,8 @@ def _option_for(name: str, annotation: Any, description: str) -> click.Option:
 
 def settings_options(func: Any) -> Any:
     for name, field in reversed(list(ServerSettings.model_fields.items())):
+        if env_only(field):  # a secret on the command line is visible to every local user
+            continue
         option = _option_for(name, field.annotation, field.description or "")
         func.__click_params__ = [*getattr(func, "__click_params__", []), option]
     return func
@@ -63,6 +65,8 @@ def export_env(settings: ServerSettings) -> None:
         key = f"DEVICEFLOW_{name.upper()}"
         if value is None:
             os.environ.pop(key, None)
+        elif isinstance(value, SecretStr):
+            os.environ[key] = value.get_secret_value()
         elif isinstance(value, tuple | list):
             import json
 
@@ -80,24 +84,36 @@ def command(**options: Any) -> None:
     import anyio
     import uvicorn
 
-    from ...server.bootstrap import open_store
+    from ...server.bootstrap import (
+        STARTUP_REFUSALS,
+        key_source,
+        open_store,
+        refuse_exposed_key_material,
+    )
     from ...server.embedded import uvicorn_options
     from ...server.keys import load_keyring
     from ...server.logs import configure
+    from ..exit_codes import config_error
 
     settings = settings_from(options)
     configure(settings.log_format, settings.log_level)
 
     # Migrate and create keys once, in this process, so N workers never race on first start.
+    # Key material other users can read, or a missing or wrong key-encryption key, stops the
+    # start with one sentence and exit 3 (docs/cli.md), before any file is created.
     async def prepare() -> None:
+        refuse_exposed_key_material(settings)
         store = await open_store(settings.effective_db, migrate=settings.migrate_on_start)
         try:
-            await load_keyring(store, settings.signing_alg, settings.extra_signing_algs)
+            await load_keyring(store, key_source(settings), settings.signing_alg,
+                               settings.extra_signing_algs)
         finally:
             await store.close()
 
     try:
         anyio.run(prepare)
+    except STARTUP_REFUSALS as exc:
+        raise config_error(str(exc)) from None
     except Exception as exc:  # a bad URL, a refused connection, an unwritable file
         raise click.ClickException(f"cannot open the database: {type(exc).__name__}: {exc}") \
             from None

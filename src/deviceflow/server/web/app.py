@@ -31,10 +31,11 @@ from ...protocol.models import (
 )
 from ...protocol.scopes import STANDARD_SCOPES
 from ...storage.interface import Store
-from ..bootstrap import open_store
-from ..keys import load_keyring
+from ..bootstrap import STARTUP_REFUSALS, key_source, open_store, refuse_exposed_key_material
+from ..keys import KeyRing, load_keyring
 from ..polling import MemoryPollState, PollState, RedisPollState
 from ..ratelimit import BruteForcePolicy, Limiter
+from ..secretbox import KeySource, SecretBox
 from ..service import DeviceFlowService, ServicePolicy
 from . import errors
 from .endpoints import device_authorization, discovery, health, token, userinfo, verification
@@ -74,10 +75,19 @@ def create_app(
     settings: ServerSettings,
     *,
     store: Store | None = None,
+    kek: KeySource | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Starlette:
     """Build the ASGI app. ``store`` overrides the configured database (tests use the memory
-    store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up."""
+    store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up, after
+    refusing key material other users can read.
+
+    ``kek`` is the key-encryption key of the server secrets: by default the one the settings
+    name (``DEVICEFLOW_SECRET_KEY`` or the key file); with a ``store`` handed in, a fresh key for
+    this app alone (a memory store lives no longer than the app anyway).
+
+    A start-up refusal (an exposed file, a missing or wrong key) is kept in
+    ``app.state.startup_error`` too, for a caller that only sees "did not start"."""
     issuer = settings.effective_issuer
     scopes = STANDARD_SCOPES
     grants = grant_types(settings)
@@ -99,15 +109,31 @@ def create_app(
         session_lifetime=settings.session_lifetime,
     )
 
+    async def _keyring(active: Store) -> KeyRing:
+        source = kek or (key_source(settings) if store is None else SecretBox.generate())
+        try:
+            return await load_keyring(active, source, settings.signing_alg,
+                                      settings.extra_signing_algs)
+        except BaseException:
+            if store is None:
+                await active.close()
+            raise
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         active: Store
-        if store is None:
-            active = await open_store(settings.effective_db, migrate=settings.migrate_on_start)
-        else:
-            active = store
-        keyring = await load_keyring(active, settings.signing_alg, settings.extra_signing_algs)
+        try:
+            if store is None:
+                refuse_exposed_key_material(settings)
+                active = await open_store(settings.effective_db,
+                                          migrate=settings.migrate_on_start)
+            else:
+                active = store
+            keyring = await _keyring(active)
+        except STARTUP_REFUSALS as exc:
+            app.state.startup_error = exc
+            raise
         limiter = Limiter(brute_force_policy(settings), limiter_storage_uri(settings))
         now = clock or time.time
         poll_state: PollState = (

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, SingletonThreadPool
 
+from ..files import create_private_file, make_private_dir
 from .repository import READ_ONLY_OPTION, SqlStore
 
 DB_ENV: Final = "DEVICEFLOW_DB"
@@ -86,6 +87,19 @@ def _sqlite_path(url: str) -> Path | None:
     if database.startswith("file:"):
         database = database[len("file:") :].partition("?")[0]
     return Path(database)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for PostgreSQL."""
+    return _sqlite_path(async_url(url))
+
+
+def _make_private_sqlite_file(path: Path) -> None:
+    # The file holds the server's (sealed) keys, codes' HMACs and sessions: 0600 in a 0700
+    # directory whatever the umask. SQLite gives its -wal and -shm files the database file's
+    # mode, so creating the file before SQLite does covers them too.
+    make_private_dir(path.parent)
+    create_private_file(path)
 
 
 def _on_sqlite_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
@@ -176,6 +190,8 @@ def create_store(url: str, *, pool_size: int = 10, pre_ping: bool = False) -> Sq
     # ceiling as a fixed pool keeps them open instead.
     sizes = {"pool_size": pool_size, "max_overflow": pool_size} if path is not None else {
         "pool_size": 2 * pool_size, "max_overflow": 0}
+    if path is not None:
+        _make_private_sqlite_file(path)
     engine = _create_engine(url, pre_ping=pre_ping, **sizes)
     return SqlStore(engine, reader=None if path is None else _sqlite_reader(path))
 
@@ -243,7 +259,7 @@ async def upgrade(url: str) -> None:
     Every migration runs in one transaction, so a failure leaves the previous schema."""
     path = _sqlite_path(async_url(url))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_sqlite_file(path)
     config = alembic_config(url)
     engine = _create_engine(url, poolclass=NullPool)
     try:
@@ -295,6 +311,7 @@ __all__ = [
     "current_revision",
     "default_db_url",
     "head_revision",
+    "sqlite_file",
     "upgrade",
     "upgrade_sync",
 ]

@@ -109,6 +109,10 @@ server_secrets = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("value", LargeBinary, nullable=False),
+    # How ``value`` is protected: 'aes-256-gcm' under the key-encryption key, or 'none' for a
+    # row written by 0.1 and not yet sealed (migration 0002; sealed on the next start).
+    Column("encryption", Text, nullable=False),
+    CheckConstraint("encryption IN ('none', 'aes-256-gcm')", name="encryption"),
 )
 
 __all__ = [
