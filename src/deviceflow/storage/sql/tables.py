@@ -5,8 +5,8 @@ dialect-neutral name: Alembic can then compare and alter them the same way on SQ
 PostgreSQL. Strings are unbounded ``TEXT`` (SQLite ignores a length and PostgreSQL would enforce
 it, so a bound would make the two dialects disagree). Timestamps are epoch seconds in ``Double``
 columns (``protocol.models.Timestamp``), so no time zone handling differs between dialects.
-Device codes, user codes, refresh tokens and browser session ids are stored only as HMACs (the ``*_hash`` columns):
-a copy of the database gives no usable code.
+Device codes, user codes, refresh tokens and browser session ids are stored only as HMACs (the
+``*_hash`` columns): a copy of the database gives no usable code.
 
 There are deliberately no foreign keys: the contract (``storage/memory.py``) lets a client or a
 user be removed while device authorizations and refresh tokens naming it still exist; the service
