@@ -355,19 +355,21 @@ async def test_a_stale_sign_in_may_still_deny(pages: Pages) -> None:
 
 
 async def test_signing_in_again_goes_through_the_password_budget(tmp_path: Path) -> None:
-    async with open_pages("memory", tmp_path, limit_login_per_account="2/hour") as pages:
-        async with pages.browser() as browser:
-            await sign_in(browser)
-            pages.clock.now += 20 * 60
-            grant = await pages.authorize_device()
-            await enter_code(browser, grant["user_code"])
-            for _ in range(2):
-                wrong = await sign_in(browser, password="not the password")
-                assert wrong.status_code == 400
-                assert AGAIN in wrong.text
-            throttled = await sign_in(browser)  # the right password, past the budget
-            assert throttled.status_code == 429
-            assert "Retry-After" in throttled.headers
-            assert (await browser.get("/device/consent")).headers["location"] == (
-                "/device/signin"
-            )
+    async with (
+        open_pages("memory", tmp_path, limit_login_per_account="2/hour") as pages,
+        pages.browser() as browser,
+    ):
+        await sign_in(browser)
+        pages.clock.now += 20 * 60
+        grant = await pages.authorize_device()
+        await enter_code(browser, grant["user_code"])
+        for _ in range(2):
+            wrong = await sign_in(browser, password="not the password")
+            assert wrong.status_code == 400
+            assert AGAIN in wrong.text
+        throttled = await sign_in(browser)  # the right password, past the budget
+        assert throttled.status_code == 429
+        assert "Retry-After" in throttled.headers
+        assert (await browser.get("/device/consent")).headers["location"] == (
+            "/device/signin"
+        )
