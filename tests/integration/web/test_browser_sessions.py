@@ -373,3 +373,15 @@ async def test_signing_in_again_goes_through_the_password_budget(tmp_path: Path)
         assert (await browser.get("/device/consent")).headers["location"] == (
             "/device/signin"
         )
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_the_background_purge_deletes_expired_sign_ins(tmp_path: Path, kind: str) -> None:
+    async with open_pages(kind, tmp_path, purge_interval=0.05) as pages:
+        async with pages.browser() as browser:
+            await sign_in(browser)
+            session_id = cookie_state(browser)["signin"]
+        pages.clock.now += 8 * 3600 + 1
+        with anyio.fail_after(10):
+            while await pages.session_status(session_id) is not None:
+                await anyio.sleep(0.05)
