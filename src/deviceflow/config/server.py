@@ -133,7 +133,16 @@ class ServerSettings(BaseSettings):
     )
     session_lifetime: int = Field(
         8 * 3600, ge=60,
-        description="How long a browser stays signed in on the verification pages, seconds.",
+        description="How long a browser stays signed in on the verification pages, seconds. The "
+        "sign-in is kept on the server: signing out, a password change, removing the user or "
+        "`deviceflow user signout` ends it for every copy of the cookie.",
+    )
+    approval_max_age: int = Field(
+        15 * 60, ge=30,
+        description="Approving a device needs a password entered less than this many seconds "
+        "ago; an older sign-in is asked for the password again before it can approve (denying "
+        "needs no fresh password). Separate from, and normally shorter than, "
+        "`session_lifetime`.",
     )
     purge_interval: float = Field(
         60.0, gt=0, description="Seconds between background purges of expired codes and tokens."

@@ -82,6 +82,9 @@ class CodeHasher:
     def refresh_token(self, refresh_token: str) -> str:
         return self._mac(b"refresh_token", refresh_token)
 
+    def browser_session(self, session_id: str) -> str:
+        return self._mac(b"browser_session", session_id)
+
 
 def hash_client_secret(secret: str) -> str:
     """Client secrets are 256-bit random strings we generate, so a plain SHA-256 resists guessing

@@ -41,6 +41,13 @@ class RefreshStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class BrowserSessionStatus(StrEnum):
+    """A browser sign-in moves only active → revoked; nothing makes a revoked one active."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     client_id: str
@@ -81,6 +88,20 @@ class User:
     name: str
     password_hash: str
     created_at: Timestamp = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A sign-in on the verification pages, kept on the server. The browser's cookie holds only
+    a random id; storage holds its HMAC (``session_hash``), so a copy of the database signs no
+    one in, and revoking the row ends the sign-in wherever the cookie was copied to."""
+
+    session_hash: str
+    user_id: str
+    auth_time: Timestamp
+    """When the password was entered (OIDC Core §2 ``auth_time``); each sign-in is a new row."""
+    expires_at: Timestamp
+    status: BrowserSessionStatus = BrowserSessionStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

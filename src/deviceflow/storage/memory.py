@@ -10,6 +10,8 @@ from types import TracebackType
 from typing import Self
 
 from ..protocol.models import (
+    BrowserSession,
+    BrowserSessionStatus,
     Client,
     ClientChanges,
     DeviceAuthorization,
@@ -30,6 +32,7 @@ class _State:
         self.user_codes: dict[str, str] = {}
         self.refresh: dict[str, RefreshToken] = {}
         self.secrets: dict[str, StoredSecret] = {}
+        self.browser_sessions: dict[str, BrowserSession] = {}
 
 
 class MemoryClients:
@@ -193,6 +196,45 @@ class MemorySecrets:
         return sorted(self._s.secrets)
 
 
+class MemoryBrowserSessions:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, session: BrowserSession) -> None:
+        if session.session_hash in self._s.browser_sessions:
+            raise AlreadyExistsError("browser session collision")
+        self._s.browser_sessions[session.session_hash] = session
+
+    async def get(self, session_hash: str) -> BrowserSession | None:
+        return self._s.browser_sessions.get(session_hash)
+
+    async def revoke(self, session_hash: str) -> bool:
+        stored = self._s.browser_sessions.get(session_hash)
+        if stored is None or stored.status is not BrowserSessionStatus.ACTIVE:
+            return False
+        self._s.browser_sessions[session_hash] = dataclasses.replace(
+            stored, status=BrowserSessionStatus.REVOKED
+        )
+        return True
+
+    async def revoke_all_for_user(self, user_id: str) -> int:
+        count = 0
+        for key, session in list(self._s.browser_sessions.items()):
+            if session.user_id == user_id and session.status is BrowserSessionStatus.ACTIVE:
+                self._s.browser_sessions[key] = dataclasses.replace(
+                    session, status=BrowserSessionStatus.REVOKED
+                )
+                count += 1
+        return count
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        sessions = self._s.browser_sessions
+        doomed = [k for k, v in sessions.items() if v.expires_at < expired_before][:limit]
+        for key in doomed:
+            del sessions[key]
+        return len(doomed)
+
+
 class MemoryUnitOfWork:
     """Writes apply at once; the memory store is for one process and for the contract, where
     transactional rollback is exercised by the SQL implementation."""
@@ -203,6 +245,7 @@ class MemoryUnitOfWork:
         self.device_authorizations = MemoryDeviceAuthorizations(state)
         self.refresh_tokens = MemoryRefreshTokens(state)
         self.secrets = MemorySecrets(state)
+        self.browser_sessions = MemoryBrowserSessions(state)
 
     async def __aenter__(self) -> Self:
         return self

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import run_async
 
 from deviceflow.protocol.codes import hash_client_secret
-from deviceflow.protocol.models import DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT
+from deviceflow.protocol.models import DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, BrowserSession
+from deviceflow.server.bootstrap import open_store
 from deviceflow.server.embedded import free_port
 
 PASSWORD = "correct horse battery staple"
@@ -144,6 +146,34 @@ def test_user_add_list_passwd_remove(cli: Cli) -> None:
         1,
         "no user named 'alice'",
     )
+
+
+def test_user_signout_ends_every_browser_session_of_that_user(cli: Cli) -> None:
+    cli.ok("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.ok("user", "add", "bob", "--password-stdin", stdin=PASSWORD + "\n")
+    [(alice,)] = cli.rows("SELECT user_id FROM users WHERE username = 'alice'")
+    [(bob,)] = cli.rows("SELECT user_id FROM users WHERE username = 'bob'")
+
+    async def sign_ins() -> None:
+        store = await open_store(cli.db, migrate=False)
+        try:
+            async with store.unit_of_work() as uow:
+                for n, user_id in enumerate([alice, alice, bob]):
+                    await uow.browser_sessions.add(BrowserSession(
+                        f"hash-{n}", str(user_id), time.time(), time.time() + 3600))
+                await uow.commit()
+        finally:
+            await store.close()
+
+    run_async(sign_ins)
+    ended = cli.ok("user", "signout", "alice")
+    assert "2 browser sessions ended" in ended.stderr
+    assert ended.stdout == ""
+    assert cli.rows("SELECT session_hash, status FROM browser_sessions ORDER BY session_hash") == [
+        ("hash-0", "revoked"), ("hash-1", "revoked"), ("hash-2", "active"),
+    ]
+    assert "0 browser sessions ended" in cli.ok("user", "signout", "alice").stderr
+    assert_clean_failure(cli("user", "signout", "nobody"), 1, "no user named 'nobody'")
 
 
 @pytest.mark.parametrize("command", ["add", "passwd"])

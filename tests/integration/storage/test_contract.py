@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from tests.support.stores import Backend
 
 from deviceflow.protocol.models import (
+    BrowserSession,
+    BrowserSessionStatus,
     Client,
     ClientChanges,
     ClientType,
@@ -94,6 +96,16 @@ def a_token(n: int = 1, family_id: str = "family-1", **changes: object) -> Refre
         auth_time=NOW - 30.5,
     )
     return dataclasses.replace(token, **changes)  # type: ignore[arg-type]
+
+
+def a_session(n: int = 1, user_id: str = "sub-ada", **changes: object) -> BrowserSession:
+    session = BrowserSession(
+        session_hash=f"session-{n:04d}",
+        user_id=user_id,
+        auth_time=NOW + 0.5,
+        expires_at=NOW + 8 * 3600,
+    )
+    return dataclasses.replace(session, **changes)  # type: ignore[arg-type]
 
 
 def approved(record: DeviceAuthorization) -> DeviceAuthorization:
@@ -553,6 +565,121 @@ async def test_refresh_purge_deletes_expired_tokens_in_batches(backend: Backend)
     async with backend.store.unit_of_work() as uow:
         assert await uow.refresh_tokens.get("refresh-0010") is not None
         assert all([await uow.refresh_tokens.get(f"refresh-{n:04d}") is None for n in range(5)])
+
+
+# ----------------------------------------------------------------------------- browser sessions
+
+
+async def test_browser_session_round_trip_and_duplicate(backend: Backend) -> None:
+    sessions = [a_session(1), a_session(2, status=BrowserSessionStatus.REVOKED)]
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.browser_sessions.get("session-0001") is None
+        for session in sessions:
+            await uow.browser_sessions.add(session)
+        with pytest.raises(AlreadyExistsError):
+            await uow.browser_sessions.add(a_session(1, user_id="sub-eve"))
+        await uow.commit()
+    for read_only in (False, True):  # SQLite's read-only units of work read inline
+        async with backend.store.unit_of_work(read_only=read_only) as uow:
+            assert [await uow.browser_sessions.get(s.session_hash) for s in sessions] == sessions
+            assert await uow.browser_sessions.get("unknown") is None
+
+
+async def test_browser_session_revoke_is_single_use_and_never_revived(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.browser_sessions.add(a_session()))
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.browser_sessions.revoke("session-0001") is True
+        assert await uow.browser_sessions.revoke("session-0001") is False
+        assert await uow.browser_sessions.revoke("unknown") is False
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        # The same id cannot come back as active: the revoked row keeps its key until purged.
+        with pytest.raises(AlreadyExistsError):
+            await uow.browser_sessions.add(a_session())
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.browser_sessions.get("session-0001") == a_session(
+            status=BrowserSessionStatus.REVOKED
+        )
+
+
+async def test_revoke_all_for_user_revokes_that_users_active_sessions_only(
+    backend: Backend,
+) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for n in range(1, 4):
+            await uow.browser_sessions.add(a_session(n))
+        await uow.browser_sessions.add(a_session(4, status=BrowserSessionStatus.REVOKED))
+        await uow.browser_sessions.add(a_session(5, user_id="sub-bob"))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.browser_sessions.revoke_all_for_user("sub-ada") == 3
+        assert await uow.browser_sessions.revoke_all_for_user("sub-ada") == 0
+        assert await uow.browser_sessions.revoke_all_for_user("sub-nobody") == 0
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        for n in range(1, 5):
+            stored = await uow.browser_sessions.get(f"session-{n:04d}")
+            assert stored is not None
+            assert stored.status is BrowserSessionStatus.REVOKED
+        assert await uow.browser_sessions.get("session-0005") == a_session(5, user_id="sub-bob")
+
+
+async def test_concurrent_revokes_have_exactly_one_winner(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.browser_sessions.add(a_session()))
+
+    async def revoke(uow: UnitOfWork) -> bool:
+        return await uow.browser_sessions.revoke("session-0001")
+
+    results = await concurrently(backend, revoke)
+    assert results.count(True) == 1
+
+
+async def test_concurrent_signouts_revoke_each_session_exactly_once(backend: Backend) -> None:
+    """Sign-outs of single sessions racing "sign out everywhere": every session ends, and the
+    counts add up to the number of sessions (no session is revoked twice)."""
+    sessions = 5
+    async with backend.store.unit_of_work() as uow:
+        for n in range(sessions):
+            await uow.browser_sessions.add(a_session(n))
+        await uow.commit()
+    turn = iter(range(CONCURRENCY))
+
+    async def sign_out(uow: UnitOfWork) -> int:
+        i = next(turn)
+        if i % 2:
+            return await uow.browser_sessions.revoke_all_for_user("sub-ada")
+        return int(await uow.browser_sessions.revoke(f"session-{i // 2 % sessions:04d}"))
+
+    results = await concurrently(backend, sign_out)
+    assert sum(results) == sessions
+    async with backend.store.unit_of_work() as uow:
+        for n in range(sessions):
+            stored = await uow.browser_sessions.get(f"session-{n:04d}")
+            assert stored is not None
+            assert stored.status is BrowserSessionStatus.REVOKED
+
+
+async def test_browser_session_purge_deletes_expired_sessions_in_batches(
+    backend: Backend,
+) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for n in range(4):
+            await uow.browser_sessions.add(a_session(n, expires_at=NOW - 1 - n))
+        await uow.browser_sessions.add(
+            a_session(4, expires_at=NOW - 10, status=BrowserSessionStatus.REVOKED)
+        )
+        await uow.browser_sessions.add(a_session(10, expires_at=NOW))  # at the cut-off: kept
+        await uow.commit()
+    batches = []
+    for _ in range(4):
+        async with backend.store.unit_of_work() as uow:
+            batches.append(await uow.browser_sessions.purge(NOW, 2))
+            await uow.commit()
+    assert batches == [2, 2, 1, 0]
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.browser_sessions.get("session-0010") is not None
+        assert all([await uow.browser_sessions.get(f"session-{n:04d}") is None for n in range(5)])
 
 
 # -------------------------------------------------------------------------------------- secrets

@@ -29,7 +29,10 @@ from deviceflow.storage.sql.repository import SqlStore
 pytestmark = pytest.mark.anyio
 
 KEY = StoredSecret(b"key", SecretEncryption.AES_256_GCM)
-TABLES = {"clients", "users", "device_authorizations", "refresh_tokens", "server_secrets"}
+TABLES = {
+    "clients", "users", "device_authorizations", "refresh_tokens", "server_secrets",
+    "browser_sessions",
+}
 
 
 def schema_diff(conn: Connection, metadata: MetaData) -> list[object]:
@@ -43,7 +46,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:

@@ -60,3 +60,15 @@ def passwd(username: str, password_stdin: bool, db: str | None) -> None:
     if not run_admin(db, lambda admin: admin.set_password(username, password)):
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"Password changed for {username}.", err=True)
+
+
+@command.command("signout")
+@click.argument("username")
+@db_option
+def signout(username: str, db: str | None) -> None:
+    """End every sign-in of a user on the verification pages (all browsers, at once)."""
+    ended = run_admin(db, lambda admin: admin.sign_out_user(username))
+    if ended is None:
+        raise click.ClickException(f"no user named {username!r}")
+    plural = "" if ended == 1 else "s"
+    click.echo(f"Signed {username} out: {ended} browser session{plural} ended.", err=True)

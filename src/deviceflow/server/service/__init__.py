@@ -2,8 +2,8 @@
 
 Split by concern, each part composing the few ports it needs from one ``ServiceContext``:
 ``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``verification``
-(the pages' code entry and decisions), ``accounts`` (sign-in), ``admin`` (the operator's users
-and clients). Nothing here knows about HTTP.
+(the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
+kept on the server), ``admin`` (the operator's users and clients). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
+from .sessions import SessionService, SignedIn
 from .tokens import TokenService
 from .verification import (
     CodeAttempt,
@@ -50,6 +51,7 @@ class DeviceFlowService:
         self.tokens = TokenService(self.ctx)
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)
+        self.sessions = SessionService(self.ctx)
 
     @property
     def store(self) -> Store:
@@ -88,8 +90,10 @@ __all__ = [
     "PendingRequest",
     "ServiceContext",
     "ServicePolicy",
+    "SessionService",
     "SignIn",
     "SignInRefused",
+    "SignedIn",
     "Throttled",
     "TokenService",
     "VerificationService",

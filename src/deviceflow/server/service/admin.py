@@ -58,17 +58,37 @@ class AdminService:
             return await uow.users.list()
 
     async def remove_user(self, username: str) -> bool:
+        """Remove a user and end their sign-ins on the verification pages, in one transaction."""
         async with self.store.unit_of_work() as uow:
+            user = await uow.users.get_by_username(username)
             removed = await uow.users.remove(username)
+            if user is not None:
+                await uow.browser_sessions.revoke_all_for_user(user.user_id)
             await uow.commit()
         return removed
 
     async def set_password(self, username: str, password: str) -> bool:
+        """Change a password and end every sign-in made with the old one, in one transaction:
+        whoever learnt the old password (or copied a signed-in cookie) is out."""
         password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
         async with self.store.unit_of_work() as uow:
+            user = await uow.users.get_by_username(username)
             changed = await uow.users.set_password_hash(username, password_hash)
+            if user is not None:
+                await uow.browser_sessions.revoke_all_for_user(user.user_id)
             await uow.commit()
         return changed
+
+    async def sign_out_user(self, username: str) -> int | None:
+        """End every sign-in of a user on the verification pages (one UPDATE); return how many
+        were live, or None when there is no such user."""
+        async with self.store.unit_of_work() as uow:
+            user = await uow.users.get_by_username(username)
+            if user is None:
+                return None
+            ended = await uow.browser_sessions.revoke_all_for_user(user.user_id)
+            await uow.commit()
+        return ended
 
     async def add_client(
         self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],

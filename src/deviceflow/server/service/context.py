@@ -30,6 +30,9 @@ class ServicePolicy:
     expired_code_retention: int = 24 * 3600
     """How long an expired device code is kept so a late poll still hears ``expired_token``."""
     session_lifetime: int = 8 * 3600
+    """How long a browser stays signed in on the verification pages."""
+    approval_max_age: int = 15 * 60
+    """How recently the password must have been entered to approve a device."""
 
 
 class ServiceContext:

@@ -55,6 +55,8 @@ class DecisionOutcome(StrEnum):
     RECORDED = "recorded"
     GONE = "gone"
     """The code was decided elsewhere, expired, or never existed: nothing changed."""
+    SIGN_IN_AGAIN = "sign_in_again"
+    """An approval whose password entry is older than ``approval_max_age``: nothing changed."""
 
 
 class VerificationService:
@@ -127,9 +129,14 @@ class VerificationService:
         self, user_code: str, decision: Decision, user_id: str, auth_time: Timestamp
     ) -> DecisionOutcome:
         """Store approve/deny with a compare-and-set on ``pending``: a decided code can never be
-        revived, and of concurrent decisions exactly one is recorded."""
+        revived, and of concurrent decisions exactly one is recorded.
+
+        Approving needs a password entered less than ``approval_max_age`` ago (``auth_time``,
+        which the approval records); denying gives nothing away and needs only a sign-in."""
         ctx = self.ctx
         now = ctx.clock()
+        if decision is Decision.APPROVE and now - auth_time >= ctx.policy.approval_max_age:
+            return DecisionOutcome.SIGN_IN_AGAIN
         normalized = normalize_user_code(user_code)
         if normalized is None:
             return DecisionOutcome.GONE

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -107,6 +107,7 @@ def create_app(
         grant_types=grants,
         expired_code_retention=settings.expired_code_retention,
         session_lifetime=settings.session_lifetime,
+        approval_max_age=settings.approval_max_age,
     )
 
     async def _keyring(active: Store) -> KeyRing:
@@ -198,16 +199,22 @@ def create_app(
 
 
 async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
-    """Housekeeping off the request path: small batches, then yield to requests."""
+    """Housekeeping off the request path: small batches, then yield to requests. Each kind of
+    record drains on its own, so one failing does not stop the others."""
+    purges: tuple[Callable[[], Awaitable[int]], ...] = (
+        service.tokens.purge_expired,
+        service.sessions.purge_expired,
+    )
     while True:
         await asyncio.sleep(interval)
-        try:
-            for _ in range(_MAX_BATCHES_PER_ROUND):
-                if not await service.tokens.purge_expired():
-                    break
-                await asyncio.sleep(0.01)  # let requests in between batches
-        except Exception:
-            log.exception("purge failed; will retry")
+        for purge in purges:
+            try:
+                for _ in range(_MAX_BATCHES_PER_ROUND):
+                    if not await purge():
+                        break
+                    await asyncio.sleep(0.01)  # let requests in between batches
+            except Exception:
+                log.exception("purge failed; will retry")
 
 
 def app_from_env() -> Starlette:

@@ -96,7 +96,10 @@ class RequestContextMiddleware:
 
 class DeferredSessionMiddleware:
     """Starlette's signed-cookie session, built on first use with the secret loaded at start-up
-    (the secret lives in the database, so it is not known when the app object is made)."""
+    (the secret lives in the database, so it is not known when the app object is made).
+
+    The cookie holds page state and the random id of a sign-in; who signed in, and when, is kept
+    on the server (``service.sessions``) and read back on every request that relies on it."""
 
     def __init__(
         self, app: ASGIApp, *, session_cookie: str, max_age: int, path: str,

@@ -21,11 +21,8 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from sqlalchemy import Dialect, Engine, Row, Select, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Delete
 
 from ...protocol.models import (
     Client,
@@ -47,6 +44,11 @@ from ..interface import (
     StoredSecret,
 )
 from . import tables as t
+from .dml import insert as _insert
+from .dml import insert_unless_taken as _insert_unless_taken
+from .dml import purge as _purge
+from .dml import purge_statement as _purge_statement
+from .sessions import SqlBrowserSessions
 
 _c = t.clients
 _u = t.users
@@ -62,44 +64,6 @@ def _join(words: frozenset[str]) -> str:
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(text.split())
-
-
-def _insert_unless_taken(table: Any) -> dict[str, Any]:
-    """``INSERT … ON CONFLICT DO NOTHING`` for each dialect (the construct is dialect-specific in
-    SQLAlchemy; the SQL is the same on both)."""
-    return {"postgresql": pg_insert(table).on_conflict_do_nothing(),
-            "sqlite": sqlite_insert(table).on_conflict_do_nothing()}
-
-
-async def _insert(conn: AsyncConnection, stmts: Mapping[str, Any], values: Mapping[str, Any],
-                  key: str) -> None:
-    """Insert, or raise ``AlreadyExistsError`` when a unique key is taken, leaving the caller's
-    transaction usable (so the service can retry with a fresh user code).
-
-    ``ON CONFLICT DO NOTHING`` turns a taken key into "0 rows inserted" instead of an error, so
-    no SAVEPOINT is needed to keep a PostgreSQL transaction alive after it: one statement where
-    a savepoint took three round trips, on every device authorization and token issue. Only
-    uniqueness is absorbed; any other integrity error (a CHECK the schema does not know) is a
-    bug and still raises."""
-    result = await conn.execute(stmts[conn.dialect.name], values)
-    if result.rowcount == 0:
-        raise AlreadyExistsError(key)
-
-
-async def _purge(conn: AsyncConnection, stmt: Delete, expired_before: Timestamp, limit: int) -> int:
-    if limit <= 0:
-        return 0
-    result = await conn.execute(stmt, {"b_before": expired_before, "b_limit": limit})
-    return result.rowcount
-
-
-def _purge_statement(table: Any, pk: Any) -> Delete:
-    # DELETE … WHERE pk IN (SELECT pk … LIMIT n): both dialects accept it (neither needs
-    # DELETE … LIMIT, which PostgreSQL lacks), and a small batch keeps each lock short.
-    doomed = (
-        select(pk).where(table.c.expires_at < bindparam("b_before")).limit(bindparam("b_limit"))
-    )
-    return delete(table).where(pk.in_(doomed))
 
 
 # ---------------------------------------------------------------------------------------- clients
@@ -501,6 +465,7 @@ class SqlUnitOfWork:
     device_authorizations: SqlDeviceAuthorizations
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
+    browser_sessions: SqlBrowserSessions
 
     __slots__ = (
         "_conn",
@@ -509,6 +474,7 @@ class SqlUnitOfWork:
         "_lock",
         "_lock_timeout",
         "_read_only",
+        "browser_sessions",
         "clients",
         "device_authorizations",
         "refresh_tokens",
@@ -564,6 +530,7 @@ class SqlUnitOfWork:
         self.device_authorizations = SqlDeviceAuthorizations(conn)
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
+        self.browser_sessions = SqlBrowserSessions(conn)
         return self
 
     async def __aexit__(
@@ -725,9 +692,10 @@ class InlineReadUnitOfWork:
     device_authorizations: SqlDeviceAuthorizations
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
+    browser_sessions: SqlBrowserSessions
 
-    __slots__ = ("_reader", "clients", "device_authorizations", "refresh_tokens", "secrets",
-                 "users")
+    __slots__ = ("_reader", "browser_sessions", "clients", "device_authorizations",
+                 "refresh_tokens", "secrets", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
         self._reader = reader
@@ -739,6 +707,7 @@ class InlineReadUnitOfWork:
         self.device_authorizations = SqlDeviceAuthorizations(conn)
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
+        self.browser_sessions = SqlBrowserSessions(conn)
         return self
 
     async def __aexit__(

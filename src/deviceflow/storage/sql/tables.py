@@ -5,8 +5,8 @@ dialect-neutral name: Alembic can then compare and alter them the same way on SQ
 PostgreSQL. Strings are unbounded ``TEXT`` (SQLite ignores a length and PostgreSQL would enforce
 it, so a bound would make the two dialects disagree). Timestamps are epoch seconds in ``Double``
 columns (``protocol.models.Timestamp``), so no time zone handling differs between dialects.
-Device codes, user codes and refresh tokens are stored only as HMACs (the ``*_hash`` columns):
-a copy of the database gives no usable code.
+Device codes, user codes, refresh tokens and browser session ids are stored only as HMACs (the
+``*_hash`` columns): a copy of the database gives no usable code.
 
 There are deliberately no foreign keys: the contract (``storage/memory.py``) lets a client or a
 user be removed while device authorizations and refresh tokens naming it still exist; the service
@@ -104,6 +104,19 @@ refresh_tokens = Table(
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("session_hash", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("status", Text, nullable=False),
+    CheckConstraint("status IN ('active', 'revoked')", name="status"),
+    Index(None, "user_id"),  # revoke_all_for_user on a password change or an operator's signout
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
 server_secrets = Table(
     "server_secrets",
     metadata,
@@ -117,6 +130,7 @@ server_secrets = Table(
 
 __all__ = [
     "NAMING_CONVENTION",
+    "browser_sessions",
     "clients",
     "device_authorizations",
     "metadata",

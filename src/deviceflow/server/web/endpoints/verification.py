@@ -8,14 +8,17 @@ actionable, the brute-force budgets, single use of a decision) live in the servi
 Flow, each step a POST answered by a 303 to the next GET (POST-redirect-GET):
 
     GET/POST /device          enter the code (pre-filled from verification_uri_complete)
-    GET/POST /device/signin   skipped while the session's sign-in is younger than its lifetime
+    GET/POST /device/signin   skipped while the browser is signed in, unless approving needs
+                              the password again (older than ``approval_max_age``)
     GET/POST /device/consent  who asks, for what, from where and when; Approve or Deny
     GET      /device/done     "Device connected" / "Request denied"
     POST     /device/signout
 
-State lives in the signed session cookie: a random session id (the per-session budget), the
-signed-in ``user_id`` and ``auth_time``, the code this session entered, the CSRF token, and the
-last result.
+The sign-in lives on the server (``service.sessions``): the signed cookie carries only its random
+id, read back from storage on every request that relies on it, so signing out, a password change,
+removing the user or ``deviceflow user signout`` ends it for every copy of the cookie. The rest of
+the cookie is page state: a random id for the per-session code budget, the code this session
+entered, the CSRF token, and the last result.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ...service import (
     DecisionOutcome,
     DeviceFlowService,
     PendingRequest,
+    SignedIn,
     SignInRefused,
     Throttled,
 )
@@ -50,8 +54,8 @@ from ..requests import client_ip, read_form
 # --- session keys ------------------------------------------------------------------------------
 
 SESSION_ID = "sid"
-USER_ID = "user_id"
-AUTH_TIME = "auth_time"
+SIGN_IN = "signin"
+"""The random id of the server-side sign-in; never who or when."""
 USER_CODE = "user_code"
 RESULT = "result"
 
@@ -71,6 +75,9 @@ OTHER_TAB = (
 )
 NO_DECISION = "Choose Approve or Deny."
 SIGN_IN_HELPS = "If you have an account here, sign in first and you can go on entering codes."
+SIGN_IN_AGAIN = (
+    "Enter your password again to approve this device: you signed in more than {age} ago."
+)
 
 _MAX_ECHO = 64
 """Longest typed code we put back into the input (the value is escaped; this only bounds size)."""
@@ -100,30 +107,32 @@ def _session_id(request: Request) -> str:
     return sid
 
 
+_SIGNED_IN_STATE = "deviceflow_signed_in"
+
+
 @dataclass(frozen=True, slots=True)
-class _SignedIn:
-    user_id: str
-    auth_time: Timestamp
+class _Read:
+    """The sign-in as read for this request (so one request reads storage once)."""
+
+    signed: SignedIn | None
 
 
-def _signed_in(request: Request, service: DeviceFlowService) -> _SignedIn | None:
-    """The session's sign-in while it is younger than ``session_lifetime``; forgotten after."""
-    user_id = request.session.get(USER_ID)
-    auth_time = request.session.get(AUTH_TIME)
-    if (
-        isinstance(user_id, str)
-        and isinstance(auth_time, int | float)
-        and not isinstance(auth_time, bool)
-        and service.now() - auth_time < service.policy.session_lifetime
-    ):
-        return _SignedIn(user_id, float(auth_time))
-    _forget_sign_in(request)
-    return None
+async def _signed_in(request: Request, service: DeviceFlowService) -> SignedIn | None:
+    """This browser's live sign-in, read from storage: a revoked, expired or unknown one is
+    dropped from the cookie."""
+    cached = getattr(request.state, _SIGNED_IN_STATE, None)
+    if isinstance(cached, _Read):
+        return cached.signed
+    signed = await service.sessions.current(request.session.get(SIGN_IN))
+    if signed is None:
+        request.session.pop(SIGN_IN, None)
+    setattr(request.state, _SIGNED_IN_STATE, _Read(signed))
+    return signed
 
 
 def _forget_sign_in(request: Request) -> None:
-    request.session.pop(USER_ID, None)
-    request.session.pop(AUTH_TIME, None)
+    request.session.pop(SIGN_IN, None)
+    setattr(request.state, _SIGNED_IN_STATE, _Read(None))
 
 
 def _entered_code(request: Request) -> str | None:
@@ -188,7 +197,7 @@ async def _code_page(
     sign_in_link: bool = False,
 ) -> Response:
     service = _service(request)
-    signed = _signed_in(request, service)
+    signed = await _signed_in(request, service)
     user = await service.accounts.get_user(signed.user_id) if signed else None
     return render(request, "code.html", {
         "value": value[:_MAX_ECHO],
@@ -208,7 +217,7 @@ async def _code_refused(request: Request) -> Response:
     return await _code_page(request, alert=CODE_REFUSED, status=400)
 
 
-def _signin_page(
+async def _signin_page(
     request: Request,
     *,
     username: str = "",
@@ -216,9 +225,20 @@ def _signin_page(
     status: int = 200,
     retry_after: int | None = None,
 ) -> Response:
+    """The sign-in form. Shown to someone still signed in only to approve a device with a
+    sign-in older than ``approval_max_age``: then it says why, with the username filled in."""
+    service = _service(request)
+    signed = await _signed_in(request, service)
+    again = None
+    if signed is not None and not signed.may_approve and _entered_code(request):
+        again = SIGN_IN_AGAIN.format(age=_within(service.policy.approval_max_age))
+        if not username:
+            user = await service.accounts.get_user(signed.user_id)
+            username = user.username if user else ""
     return render(request, "signin.html", {
         "username": username[:_MAX_USERNAME],
         "alert": alert,
+        "again": again,
         "user_code": _entered_code(request),
         "action": page_url(request, "device_signin"),
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
@@ -273,7 +293,7 @@ async def code_submit(request: Request) -> Response:
     if not raw.strip():
         return await _code_page(request, alert=CODE_MISSING, status=400)
     service = _service(request)
-    signed = _signed_in(request, service)
+    signed = await _signed_in(request, service)
     attempt = CodeAttempt(
         session_id=_session_id(request),
         ip_address=client_ip(request),
@@ -291,14 +311,17 @@ async def code_submit(request: Request) -> Response:
         return await _code_refused(request)
     request.session[USER_CODE] = entry.user_code
     request.session.pop(RESULT, None)
-    return redirect(page_url(request, "device_consent" if signed else "device_signin"))
+    ready = signed is not None and signed.may_approve
+    return redirect(page_url(request, "device_consent" if ready else "device_signin"))
 
 
 async def signin_form(request: Request) -> Response:
-    """GET /device/signin, skipped while this browser's sign-in is within its lifetime."""
-    if _signed_in(request, _service(request)):
+    """GET /device/signin, skipped while this browser's sign-in is within its lifetime, unless
+    an entered code waits for an approval that needs the password again."""
+    signed = await _signed_in(request, _service(request))
+    if signed is not None and (signed.may_approve or _entered_code(request) is None):
         return redirect(_after_sign_in(request))
-    return _signin_page(request)
+    return await _signin_page(request)
 
 
 async def signin_submit(request: Request) -> Response:
@@ -310,20 +333,24 @@ async def signin_submit(request: Request) -> Response:
     username = form.get("username", "")[:_MAX_USERNAME]
     password = form.get("password", "")
     if not csrf.is_valid(request.session, form.get(csrf.FIELD)):
-        return _signin_page(request, username=username, alert=FORM_EXPIRED, status=403)
+        return await _signin_page(request, username=username, alert=FORM_EXPIRED, status=403)
     if not username or not password:
-        return _signin_page(request, username=username, alert=CREDENTIALS_MISSING, status=400)
+        return await _signin_page(request, username=username, alert=CREDENTIALS_MISSING,
+                                  status=400)
     service = _service(request)
     result = await service.accounts.sign_in(username, password, client_ip(request))
     if isinstance(result, Throttled):
-        return _signin_page(
+        return await _signin_page(
             request, username=username, alert=_wait_message(result.retry_after), status=429,
             retry_after=result.retry_after,
         )
     if isinstance(result, SignInRefused):
-        return _signin_page(request, username=username, alert=SIGN_IN_REFUSED, status=400)
-    request.session[USER_ID] = result.user_id
-    request.session[AUTH_TIME] = service.now()
+        return await _signin_page(request, username=username, alert=SIGN_IN_REFUSED, status=400)
+    # A new server-side sign-in with a new id; the one this browser held (if any) ends with it.
+    request.session[SIGN_IN] = await service.sessions.start(
+        result.user_id, replacing=request.session.get(SIGN_IN)
+    )
+    setattr(request.state, _SIGNED_IN_STATE, None)  # read again when next asked
     # A new token after authentication: one planted or seen before sign-in is worthless now.
     csrf.rotate(request.session)
     return redirect(_after_sign_in(request))
@@ -331,21 +358,22 @@ async def signin_submit(request: Request) -> Response:
 
 @dataclass(frozen=True, slots=True)
 class _Consent:
-    signed: _SignedIn
+    signed: SignedIn
     pending: PendingRequest
     user: User
 
 
-async def _load_consent(request: Request) -> _Consent | Response:
+async def _load_consent(request: Request, *, to_approve: bool) -> _Consent | Response:
     """What the consent step needs, or the page to show instead: the code step when this session
-    entered no code, sign-in when it is not signed in, and the refusal when the code is no longer
-    actionable (decided, expired)."""
+    entered no code, sign-in when it is not signed in (or, ``to_approve``, signed in longer ago
+    than ``approval_max_age``), and the refusal when the code is no longer actionable (decided,
+    expired)."""
     service = _service(request)
     code = _entered_code(request)
     if code is None:
         return redirect(page_url(request, "device"))
-    signed = _signed_in(request, service)
-    if signed is None:
+    signed = await _signed_in(request, service)
+    if signed is None or (to_approve and not signed.may_approve):
         return redirect(page_url(request, "device_signin"))
     pending = await service.verification.pending_request(code)
     if pending is None:
@@ -359,8 +387,9 @@ async def _load_consent(request: Request) -> _Consent | Response:
 
 async def consent_form(request: Request) -> Response:
     """GET /device/consent. Reopening it after a decision (Back, reload, an old link) finds the
-    code no longer actionable and shows the refusal: a decided code cannot be revived."""
-    loaded = await _load_consent(request)
+    code no longer actionable and shows the refusal: a decided code cannot be revived. Its
+    Approve button needs a fresh password, so a stale sign-in is sent to enter it first."""
+    loaded = await _load_consent(request, to_approve=True)
     if isinstance(loaded, Response):
         return loaded
     return _consent_page(request, loaded.pending, loaded.user)
@@ -369,12 +398,15 @@ async def consent_form(request: Request) -> Response:
 async def consent_submit(request: Request) -> Response:
     """POST /device/consent: record Approve or Deny. The result page is shown only after the
     service stored the decision; its compare-and-set makes a second decision of the same code
-    (Back, another tab, a race) fail instead of overwrite (RFC 8628 §5.4)."""
+    (Back, another tab, a race) fail instead of overwrite (RFC 8628 §5.4).
+
+    Approve with a sign-in older than ``approval_max_age`` records nothing and asks for the
+    password again; Deny needs only a live sign-in (it gives nothing away)."""
     form = await _form(request)
     if isinstance(form, Response):
         return form
     csrf_ok = csrf.is_valid(request.session, form.get(csrf.FIELD))
-    loaded = await _load_consent(request)
+    loaded = await _load_consent(request, to_approve=False)
     if isinstance(loaded, Response):
         return loaded
     pending = loaded.pending
@@ -387,9 +419,13 @@ async def consent_submit(request: Request) -> Response:
     decision = _DECISIONS.get(form.get("decision", ""))
     if decision is None:
         return _consent_page(request, pending, loaded.user, alert=NO_DECISION, status=400)
+    if decision is Decision.APPROVE and not loaded.signed.may_approve:
+        return redirect(page_url(request, "device_signin"))
     outcome = await _service(request).verification.record_decision(
         pending.user_code, decision, loaded.signed.user_id, loaded.signed.auth_time
     )
+    if outcome is DecisionOutcome.SIGN_IN_AGAIN:  # went stale between the two reads
+        return redirect(page_url(request, "device_signin"))
     if outcome is not DecisionOutcome.RECORDED:
         return await _code_refused(request)
     request.session[RESULT] = {"decision": decision.value, "client_name": pending.client_name}
@@ -410,12 +446,14 @@ async def done(request: Request) -> Response:
 
 
 async def signout(request: Request) -> Response:
-    """POST /device/signout: for a shared or borrowed browser."""
+    """POST /device/signout: for a shared or borrowed browser. Ends the sign-in everywhere."""
     form = await _form(request)
     if isinstance(form, Response):
         return form
     if not csrf.is_valid(request.session, form.get(csrf.FIELD)):
         return await _code_page(request, alert=FORM_EXPIRED, status=403)
+    # Ended in storage, not only forgotten here: a copy of this cookie signs no one in either.
+    await _service(request).sessions.end(request.session.get(SIGN_IN))
     _forget_sign_in(request)
     request.session.pop(USER_CODE, None)
     request.session.pop(RESULT, None)
