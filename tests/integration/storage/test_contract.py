@@ -489,7 +489,8 @@ async def test_concurrent_rotations_have_exactly_one_winner(backend: Backend) ->
     assert results.count(True) == 1
     async with backend.store.unit_of_work() as uow:
         rotated = await uow.refresh_tokens.get("refresh-0001")
-        assert rotated is not None and rotated.successor_hash is not None
+        assert rotated is not None
+        assert rotated.successor_hash is not None
         live = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
                 for n in range(100, 100 + CONCURRENCY)]
     assert [t.token_hash for t in live if t is not None] == [rotated.successor_hash]
@@ -538,7 +539,8 @@ async def test_reissue_refuses_once_the_successor_is_not_active(
         assert await uow.refresh_tokens.get("refresh-0001") == before
         assert await uow.refresh_tokens.get("refresh-0003") is None
         second = await uow.refresh_tokens.get("refresh-0002")
-        assert second is not None and second.status is successor_status
+        assert second is not None
+        assert second.status is successor_status
 
 
 async def test_concurrent_reissues_have_exactly_one_winner(backend: Backend) -> None:
@@ -553,12 +555,14 @@ async def test_concurrent_reissues_have_exactly_one_winner(backend: Backend) -> 
     assert results.count(True) == 1
     async with backend.store.unit_of_work() as uow:
         parent = await uow.refresh_tokens.get("refresh-0001")
-        assert parent is not None and parent.successor_hash is not None
+        assert parent is not None
+        assert parent.successor_hash is not None
         live = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
                 for n in range(100, 100 + CONCURRENCY)]
         replaced = await uow.refresh_tokens.get("refresh-0002")
     assert [t.token_hash for t in live if t is not None] == [parent.successor_hash]
-    assert replaced is not None and replaced.status is RefreshStatus.REVOKED
+    assert replaced is not None
+    assert replaced.status is RefreshStatus.REVOKED
 
 
 async def test_revoke_family_revokes_every_live_token_of_that_family_only(
@@ -583,6 +587,46 @@ async def test_revoke_family_revokes_every_live_token_of_that_family_only(
             assert token.status is RefreshStatus.REVOKED
         assert await uow.refresh_tokens.get("refresh-0005") == a_token(5, family_id="family-2")
         assert await uow.refresh_tokens.rotate("refresh-0003", a_token(6), NOW) is False
+
+
+async def test_revoking_a_family_catches_a_successor_committed_meanwhile(
+    backend: Backend,
+) -> None:
+    # A rotation holds its row while a revocation of the family waits for it: once the rotation
+    # commits, its new successor must be revoked too, or it would outlive its family.
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+    async with backend.store.unit_of_work() as rotating:
+        assert await rotating.refresh_tokens.rotate("refresh-0001", a_token(2), NOW)
+        revoking = asyncio.create_task(committed(
+            backend.store, lambda uow: uow.refresh_tokens.revoke_family("family-1")))
+        await asyncio.sleep(0.3)  # the revocation now waits on the row (or the write lock)
+        await rotating.commit()
+    await revoking
+    async with backend.store.unit_of_work() as uow:
+        for n in (1, 2):
+            token = await uow.refresh_tokens.get(f"refresh-{n:04d}")
+            assert token is not None
+            assert token.status is RefreshStatus.REVOKED
+
+
+async def test_reissues_racing_a_family_revocation_leave_nothing_active(backend: Backend) -> None:
+    # Grace reissues and revocations of one family at once: no deadlock (both lock rows in one
+    # order), and whatever the interleaving, the revocation wins over every successor.
+    await rotated_pair(backend)
+    successors = iter(range(100, 100 + CONCURRENCY))
+
+    async def either(uow: UnitOfWork) -> object:
+        n = next(successors)
+        if n % 2:
+            return await uow.refresh_tokens.revoke_family("family-1")
+        return await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002", a_token(n))
+
+    await concurrently(backend, either)
+    async with backend.store.unit_of_work() as uow:
+        tokens = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
+                  for n in (1, 2, *range(100, 100 + CONCURRENCY))]
+    assert [t.token_hash for t in tokens if t is not None and t.status is RefreshStatus.ACTIVE] \
+        == []
 
 
 async def test_refresh_purge_deletes_expired_tokens_in_batches(backend: Backend) -> None:

@@ -359,6 +359,23 @@ _REFRESH_REVOKE_UNUSED = (
     )
     .values(status=RefreshStatus.REVOKED.value)
 )
+# Row locks in one order (by token hash) before the grace path or a family revocation writes:
+# the two touch several rows of one family, and without a common order PostgreSQL could
+# deadlock them. Taking the family's locks first also means the revoking UPDATE, a statement
+# of its own, sees a successor that a concurrent rotation committed meanwhile. SQLite has no
+# FOR UPDATE (the clause compiles to nothing) and serializes writers anyway.
+_REFRESH_LOCK_PAIR = (
+    select(_r.c.token_hash)
+    .where(_r.c.token_hash.in_([bindparam("b_first"), bindparam("b_second")]))
+    .order_by(_r.c.token_hash)
+    .with_for_update()
+)
+_REFRESH_LOCK_FAMILY = (
+    select(_r.c.token_hash)
+    .where(_r.c.family_id == bindparam("b_family_id"))
+    .order_by(_r.c.token_hash)
+    .with_for_update()
+)
 _REFRESH_REVOKE_FAMILY = (
     update(_r)
     .where(
@@ -434,10 +451,11 @@ class SqlRefreshTokens:
         ``successor``, revoking ``replaced_hash``; True for exactly one of concurrent callers,
         and on False nothing was written.
 
-        The parent row is updated first, so concurrent retries serialize on it; if the successor
-        turns out to be used (or revoked) meanwhile, the pointer is put back while this
-        transaction still holds the parent's row lock."""
+        Both rows are locked first (in token-hash order, as ``revoke_family`` locks them), so
+        concurrent retries serialize; if the successor turns out to be used (or revoked), the
+        pointer is put back while this transaction still holds the parent's row lock."""
         conn = self._conn
+        await conn.execute(_REFRESH_LOCK_PAIR, {"b_first": token_hash, "b_second": replaced_hash})
         repoint = {"b_token_hash": token_hash, "b_expected": replaced_hash,
                    "b_successor_hash": successor.token_hash}
         if (await conn.execute(_REFRESH_REPOINT, repoint)).rowcount != 1:
@@ -457,7 +475,9 @@ class SqlRefreshTokens:
         Carries out RFC 9700 §4.14.2 on replay of a rotated token (the server cannot tell the
         attacker from the legitimate client, so it revokes the active token, and with it the
         whole family) and RFC 6749 §4.1.2 on replay of a redeemed device code."""
-        result = await self._conn.execute(_REFRESH_REVOKE_FAMILY, {"b_family_id": family_id})
+        params = {"b_family_id": family_id}
+        await self._conn.execute(_REFRESH_LOCK_FAMILY, params)
+        result = await self._conn.execute(_REFRESH_REVOKE_FAMILY, params)
         return result.rowcount
 
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
