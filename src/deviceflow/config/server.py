@@ -126,7 +126,21 @@ class ServerSettings(BaseSettings):
     access_token_lifetime: int = Field(3600, ge=60, description="Access token lifetime, seconds.")
     id_token_lifetime: int = Field(3600, ge=60, description="ID token lifetime, seconds.")
     refresh_token_lifetime: int = Field(
-        30 * 86400, ge=60, description="Refresh token lifetime, seconds."
+        30 * 86400, ge=60,
+        description="Refresh token lifetime, seconds; sliding: each refresh starts it again.",
+    )
+    refresh_token_absolute_lifetime: int = Field(
+        90 * 86400, ge=60,
+        description="Absolute lifetime of a device's login (its refresh token family), seconds, "
+        "from the sign-in: after it the device must sign in again however often it refreshed; "
+        "no refresh token outlives it.",
+    )
+    refresh_token_reuse_grace: int = Field(
+        60, ge=0, le=3600,
+        description="Seconds after a refresh in which the previous refresh token may be presented "
+        "again (a response lost on the way) while its successor is unused: the device gets new "
+        "tokens and the unused successor stops working. Any other reuse revokes the device's "
+        "login (RFC 9700 §4.14.2). 0 = strict rotation.",
     )
     access_token_audience: str | None = Field(
         None, description="`aud` of access tokens (RFC 9068 §3). Defaults to the issuer."

@@ -134,7 +134,11 @@ class DeviceAuthorization:
 @dataclass(frozen=True, slots=True)
 class RefreshToken:
     """A refresh token (RFC 6749 §6), kept only as an HMAC. Tokens rotated from one device login
-    share a ``family_id`` so that replay of a rotated token revokes the whole family."""
+    share a ``family_id`` so that replay of a rotated token revokes the whole family.
+
+    ``expires_at`` slides with each rotation; ``family_expires_at`` is fixed at the login and no
+    successor outlives it. A rotated token names its successor and when it was rotated, so a
+    retry after a lost response can be told from a replay (the reuse grace window)."""
 
     token_hash: str
     family_id: str
@@ -144,7 +148,12 @@ class RefreshToken:
     issued_at: Timestamp
     expires_at: Timestamp
     auth_time: Timestamp
+    family_expires_at: Timestamp
+    grant_type: str
+    """The grant that began the login (``gty``), carried unchanged through every rotation."""
     status: RefreshStatus = RefreshStatus.ACTIVE
+    successor_hash: str | None = None
+    rotated_at: Timestamp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +171,12 @@ class TokenPolicy:
     access_token_lifetime: int = 3600
     id_token_lifetime: int = 3600
     refresh_token_lifetime: int = 30 * 24 * 3600
+    """Sliding: each rotation starts it again."""
+    refresh_token_absolute_lifetime: int = 90 * 24 * 3600
+    """Fixed at the login: the end of the whole family."""
+    refresh_token_reuse_grace: int = 60
+    """Seconds after a rotation in which the previous token may be presented again while its
+    successor is unused (a lost response); 0 is strict rotation."""
     access_token_audience: str | None = None
 
 

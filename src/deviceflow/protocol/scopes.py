@@ -18,7 +18,9 @@ STANDARD_SCOPES: tuple[str, ...] = (OPENID, PROFILE, OFFLINE_ACCESS)
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     OPENID: "Confirm who you are (your account identifier)",
     PROFILE: "See your name and username",
-    OFFLINE_ACCESS: "Stay signed in and keep access while you are away",
+    # Shown only when approving really issues a refresh token (refresh_token.issues_refresh_token):
+    # the consent page says it on its own line, never as a bare scope.
+    OFFLINE_ACCESS: "Stay signed in on this device (until you sign it out)",
 }
 
 

@@ -24,19 +24,26 @@ class Signer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a successful grant authorizes: who, for which client, which scope, since when."""
+    """What a successful grant authorizes: who, for which client, which scope, since when, and
+    through which grant the login began (``gty``: the device grant's URI, kept on refresh)."""
 
     user: User
     client_id: str
     scope: tuple[str, ...]
     auth_time: float
+    grant_type: str
 
 
 def access_token_claims(
     grant: Grant, policy: TokenPolicy, now: int, jti: str
 ) -> dict[str, object]:
     """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED; scope SHOULD be
-    present when the request carried one; auth_time when known."""
+    present when the request carried one; auth_time when known.
+
+    ``gty`` (a private claim, named as Auth0 names it) is the ``grant_type`` value of the grant
+    that began the login, e.g. ``urn:ietf:params:oauth:grant-type:device_code``; a refresh keeps
+    it, so a resource server can hold tokens from a device login to its own policy however
+    often they were refreshed."""
     return {
         "iss": policy.issuer,
         "sub": grant.user.user_id,
@@ -47,6 +54,7 @@ def access_token_claims(
         "exp": now + policy.access_token_lifetime,
         "auth_time": int(grant.auth_time),
         "jti": jti,
+        "gty": grant.grant_type,
     }
 
 

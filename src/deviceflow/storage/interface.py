@@ -75,10 +75,20 @@ class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...
     async def get(self, token_hash: str) -> RefreshToken | None: ...
 
-    async def rotate(self, token_hash: str) -> bool:
-        """Mark an active token rotated; True for exactly one of concurrent callers."""
+    async def rotate(self, token_hash: str, successor: RefreshToken, now: Timestamp) -> bool:
+        """Mark an active token rotated, recording ``successor.token_hash`` and ``now`` on it,
+        and add ``successor``: one step, True for exactly one of concurrent callers; on False
+        nothing changed."""
 
-    async def revoke_family(self, family_id: str) -> int: ...
+    async def reissue(self, token_hash: str, replaced_hash: str, successor: RefreshToken) -> bool:
+        """The reuse grace path: only if the rotated token ``token_hash`` still points at
+        ``replaced_hash`` and that token is still active (never used), revoke it, point
+        ``token_hash`` at ``successor`` and add ``successor``. One step, True for exactly one
+        of concurrent callers; on False nothing changed."""
+
+    async def revoke_family(self, family_id: str) -> int:
+        """Revoke every not-yet-revoked token of the family; how many changed (idempotent)."""
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int: ...
 
 

@@ -152,11 +152,39 @@ class MemoryRefreshTokens:
     async def get(self, token_hash: str) -> RefreshToken | None:
         return self._s.refresh.get(token_hash)
 
-    async def rotate(self, token_hash: str) -> bool:
+    async def rotate(self, token_hash: str, successor: RefreshToken, now: Timestamp) -> bool:
         stored = self._s.refresh.get(token_hash)
         if stored is None or stored.status is not RefreshStatus.ACTIVE:
             return False
-        self._s.refresh[token_hash] = dataclasses.replace(stored, status=RefreshStatus.ROTATED)
+        if successor.token_hash in self._s.refresh:
+            raise AlreadyExistsError("refresh token collision")
+        self._s.refresh[token_hash] = dataclasses.replace(
+            stored, status=RefreshStatus.ROTATED, successor_hash=successor.token_hash,
+            rotated_at=now,
+        )
+        self._s.refresh[successor.token_hash] = successor
+        return True
+
+    async def reissue(self, token_hash: str, replaced_hash: str, successor: RefreshToken) -> bool:
+        stored = self._s.refresh.get(token_hash)
+        replaced = self._s.refresh.get(replaced_hash)
+        if (
+            stored is None
+            or stored.status is not RefreshStatus.ROTATED
+            or stored.successor_hash != replaced_hash
+            or replaced is None
+            or replaced.status is not RefreshStatus.ACTIVE
+        ):
+            return False
+        if successor.token_hash in self._s.refresh:
+            raise AlreadyExistsError("refresh token collision")
+        self._s.refresh[replaced_hash] = dataclasses.replace(
+            replaced, status=RefreshStatus.REVOKED
+        )
+        self._s.refresh[token_hash] = dataclasses.replace(
+            stored, successor_hash=successor.token_hash
+        )
+        self._s.refresh[successor.token_hash] = successor
         return True
 
     async def revoke_family(self, family_id: str) -> int:

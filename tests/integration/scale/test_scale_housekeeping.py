@@ -59,17 +59,18 @@ def bulk_insert_expired(kind: str, url: str, now: float) -> None:
     """, {"count": EXPIRED_CODES, "now": now})
     sql(url, f"""
         INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, issued_at,
-            expires_at, auth_time, status)
+            expires_at, auth_time, status, family_expires_at, grant_type)
         SELECT 'bulk-token-' || n.i, 'bulk-family-' || (n.i / 3), 'tv', 'someone', 'openid',
-            :now - 90000 - n.i, :now - 60 - n.i * 0.01, :now - 90000, 'active'
+            :now - 90000 - n.i, :now - 60 - n.i * 0.01, :now - 90000, 'active', :now + 86400,
+            'urn:ietf:params:oauth:grant-type:device_code'
         FROM {series}
     """, {"count": EXPIRED_TOKENS, "now": now})
     # One refresh token that is still valid: the purge must keep it.
     sql(url, """
         INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, issued_at,
-            expires_at, auth_time, status)
+            expires_at, auth_time, status, family_expires_at, grant_type)
         VALUES ('live-token', 'live-family', 'tv', 'someone', 'openid', :now, :later, :now,
-            'active')
+            'active', :later, 'urn:ietf:params:oauth:grant-type:device_code')
     """, {"now": now, "later": now + 86400})
 
 

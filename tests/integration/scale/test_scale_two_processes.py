@@ -203,13 +203,17 @@ def test_flow_alternating_between_processes(pair: Pair) -> None:
         time.sleep(1.1)
         issued = poll(b)
         assert issued.status_code == 200, issued.text
-        assert error_of(poll(a)) == "invalid_grant"
 
-        refreshed = device.post(a + "/token", data={
-            "grant_type": "refresh_token", "client_id": "tv",
-            "refresh_token": issued.json()["refresh_token"],
-        })
+        def refresh(base: str, token: str) -> httpx.Response:
+            return device.post(base + "/token", data={
+                "grant_type": "refresh_token", "client_id": "tv", "refresh_token": token})
+
+        refreshed = refresh(a, issued.json()["refresh_token"])
         assert refreshed.status_code == 200, refreshed.text
+        # The redeemed code polled again on the other process: refused, and the tokens issued
+        # from it are revoked (RFC 6749 §4.1.2), the rotated refresh token included.
+        assert error_of(poll(a)) == "invalid_grant"
+        assert error_of(refresh(b, refreshed.json()["refresh_token"])) == "invalid_grant"
         bearer = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
         info = device.get(a + "/userinfo", headers=bearer)
         assert info.status_code == 200, (info.status_code, info.text)

@@ -94,6 +94,8 @@ def a_token(n: int = 1, family_id: str = "family-1", **changes: object) -> Refre
         issued_at=NOW,
         expires_at=NOW + 86_400,
         auth_time=NOW - 30.5,
+        family_expires_at=NOW + 7 * 86_400.5,
+        grant_type="urn:ietf:params:oauth:grant-type:device_code",
     )
     return dataclasses.replace(token, **changes)  # type: ignore[arg-type]
 
@@ -497,33 +499,115 @@ async def test_refresh_token_round_trip(backend: Backend) -> None:
         assert await uow.refresh_tokens.get("refresh-0002") == a_token(2)
 
 
-async def test_rotate_is_single_use(backend: Backend) -> None:
+async def test_rotate_is_single_use_and_adds_the_successor(backend: Backend) -> None:
     await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
     async with backend.store.unit_of_work() as uow:
-        assert await uow.refresh_tokens.rotate("refresh-0001") is True
-        assert await uow.refresh_tokens.rotate("refresh-0001") is False
-        assert await uow.refresh_tokens.rotate("nothing") is False
+        assert await uow.refresh_tokens.rotate("refresh-0001", a_token(2), NOW + 5.5) is True
+        assert await uow.refresh_tokens.rotate("refresh-0001", a_token(3), NOW + 6) is False
+        assert await uow.refresh_tokens.rotate("nothing", a_token(4), NOW) is False
         await uow.commit()
     async with backend.store.unit_of_work() as uow:
-        assert await uow.refresh_tokens.get("refresh-0001") == a_token(status=RefreshStatus.ROTATED)
+        assert await uow.refresh_tokens.get("refresh-0001") == a_token(
+            status=RefreshStatus.ROTATED, successor_hash="refresh-0002", rotated_at=NOW + 5.5)
+        assert await uow.refresh_tokens.get("refresh-0002") == a_token(2)
+        # A lost compare-and-set adds nothing.
+        assert await uow.refresh_tokens.get("refresh-0003") is None
+        assert await uow.refresh_tokens.get("refresh-0004") is None
 
 
 async def test_rotate_refuses_a_revoked_token(backend: Backend) -> None:
     revoked = a_token(status=RefreshStatus.REVOKED)
     await committed(backend.store, lambda uow: uow.refresh_tokens.add(revoked))
     async with backend.store.unit_of_work() as uow:
-        assert await uow.refresh_tokens.rotate(revoked.token_hash) is False
+        assert await uow.refresh_tokens.rotate(revoked.token_hash, a_token(2), NOW) is False
         assert await uow.refresh_tokens.get(revoked.token_hash) == revoked
 
 
 async def test_concurrent_rotations_have_exactly_one_winner(backend: Backend) -> None:
     await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+    successors = iter(range(100, 100 + CONCURRENCY))
 
     async def rotate(uow: UnitOfWork) -> bool:
-        return await uow.refresh_tokens.rotate("refresh-0001")
+        return await uow.refresh_tokens.rotate("refresh-0001", a_token(next(successors)), NOW)
 
     results = await concurrently(backend, rotate)
     assert results.count(True) == 1
+    async with backend.store.unit_of_work() as uow:
+        rotated = await uow.refresh_tokens.get("refresh-0001")
+        assert rotated is not None
+        assert rotated.successor_hash is not None
+        live = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
+                for n in range(100, 100 + CONCURRENCY)]
+    assert [t.token_hash for t in live if t is not None] == [rotated.successor_hash]
+
+
+async def rotated_pair(backend: Backend) -> None:
+    """refresh-0001 rotated to refresh-0002, which is unused."""
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+    await committed(backend.store,
+                    lambda uow: uow.refresh_tokens.rotate("refresh-0001", a_token(2), NOW))
+
+
+async def test_reissue_replaces_the_unused_successor(backend: Backend) -> None:
+    await rotated_pair(backend)
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002", a_token(3))
+        # The pointer moved: the old expectation no longer holds.
+        assert not await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002", a_token(4))
+        await uow.commit()
+    async with backend.store.unit_of_work() as uow:
+        parent = await uow.refresh_tokens.get("refresh-0001")
+        assert parent == a_token(status=RefreshStatus.ROTATED, successor_hash="refresh-0003",
+                                 rotated_at=NOW)  # the window still counts from the rotation
+        assert await uow.refresh_tokens.get("refresh-0002") == a_token(
+            2, status=RefreshStatus.REVOKED)
+        assert await uow.refresh_tokens.get("refresh-0003") == a_token(3)
+        assert await uow.refresh_tokens.get("refresh-0004") is None
+
+
+@pytest.mark.parametrize("successor_status", [RefreshStatus.ROTATED, RefreshStatus.REVOKED],
+                         ids=["successor-used", "successor-revoked"])
+async def test_reissue_refuses_once_the_successor_is_not_active(
+    backend: Backend, successor_status: RefreshStatus
+) -> None:
+    await rotated_pair(backend)
+    if successor_status is RefreshStatus.ROTATED:
+        await committed(backend.store,
+                        lambda uow: uow.refresh_tokens.rotate("refresh-0002", a_token(5), NOW))
+    else:
+        await committed(backend.store, lambda uow: uow.refresh_tokens.revoke_family("family-1"))
+    async with backend.store.unit_of_work() as uow:
+        before = await uow.refresh_tokens.get("refresh-0001")
+        assert not await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002", a_token(3))
+        await uow.commit()  # False wrote nothing, even when committed
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.refresh_tokens.get("refresh-0001") == before
+        assert await uow.refresh_tokens.get("refresh-0003") is None
+        second = await uow.refresh_tokens.get("refresh-0002")
+        assert second is not None
+        assert second.status is successor_status
+
+
+async def test_concurrent_reissues_have_exactly_one_winner(backend: Backend) -> None:
+    await rotated_pair(backend)
+    successors = iter(range(100, 100 + CONCURRENCY))
+
+    async def reissue(uow: UnitOfWork) -> bool:
+        return await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002",
+                                                a_token(next(successors)))
+
+    results = await concurrently(backend, reissue)
+    assert results.count(True) == 1
+    async with backend.store.unit_of_work() as uow:
+        parent = await uow.refresh_tokens.get("refresh-0001")
+        assert parent is not None
+        assert parent.successor_hash is not None
+        live = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
+                for n in range(100, 100 + CONCURRENCY)]
+        replaced = await uow.refresh_tokens.get("refresh-0002")
+    assert [t.token_hash for t in live if t is not None] == [parent.successor_hash]
+    assert replaced is not None
+    assert replaced.status is RefreshStatus.REVOKED
 
 
 async def test_revoke_family_revokes_every_live_token_of_that_family_only(
@@ -547,7 +631,47 @@ async def test_revoke_family_revokes_every_live_token_of_that_family_only(
             assert token is not None
             assert token.status is RefreshStatus.REVOKED
         assert await uow.refresh_tokens.get("refresh-0005") == a_token(5, family_id="family-2")
-        assert await uow.refresh_tokens.rotate("refresh-0003") is False
+        assert await uow.refresh_tokens.rotate("refresh-0003", a_token(6), NOW) is False
+
+
+async def test_revoking_a_family_catches_a_successor_committed_meanwhile(
+    backend: Backend,
+) -> None:
+    # A rotation holds its row while a revocation of the family waits for it: once the rotation
+    # commits, its new successor must be revoked too, or it would outlive its family.
+    await committed(backend.store, lambda uow: uow.refresh_tokens.add(a_token()))
+    async with backend.store.unit_of_work() as rotating:
+        assert await rotating.refresh_tokens.rotate("refresh-0001", a_token(2), NOW)
+        revoking = asyncio.create_task(committed(
+            backend.store, lambda uow: uow.refresh_tokens.revoke_family("family-1")))
+        await asyncio.sleep(0.3)  # the revocation now waits on the row (or the write lock)
+        await rotating.commit()
+    await revoking
+    async with backend.store.unit_of_work() as uow:
+        for n in (1, 2):
+            token = await uow.refresh_tokens.get(f"refresh-{n:04d}")
+            assert token is not None
+            assert token.status is RefreshStatus.REVOKED
+
+
+async def test_reissues_racing_a_family_revocation_leave_nothing_active(backend: Backend) -> None:
+    # Grace reissues and revocations of one family at once: no deadlock (both lock rows in one
+    # order), and whatever the interleaving, the revocation wins over every successor.
+    await rotated_pair(backend)
+    successors = iter(range(100, 100 + CONCURRENCY))
+
+    async def either(uow: UnitOfWork) -> object:
+        n = next(successors)
+        if n % 2:
+            return await uow.refresh_tokens.revoke_family("family-1")
+        return await uow.refresh_tokens.reissue("refresh-0001", "refresh-0002", a_token(n))
+
+    await concurrently(backend, either)
+    async with backend.store.unit_of_work() as uow:
+        tokens = [await uow.refresh_tokens.get(f"refresh-{n:04d}")
+                  for n in (1, 2, *range(100, 100 + CONCURRENCY))]
+    assert [t.token_hash for t in tokens if t is not None and t.status is RefreshStatus.ACTIVE] \
+        == []
 
 
 async def test_refresh_purge_deletes_expired_tokens_in_batches(backend: Backend) -> None:
@@ -805,9 +929,10 @@ async def test_rolled_back_compare_and_set_can_be_won_again(sql_backend: Backend
     store = sql_backend.store
     await committed(store, lambda uow: uow.refresh_tokens.add(a_token()))
     async with store.unit_of_work() as uow:
-        assert await uow.refresh_tokens.rotate("refresh-0001") is True
+        assert await uow.refresh_tokens.rotate("refresh-0001", a_token(2), NOW) is True
     async with store.unit_of_work() as uow:
-        assert await uow.refresh_tokens.rotate("refresh-0001") is True
+        assert await uow.refresh_tokens.get("refresh-0002") is None  # rolled back with it
+        assert await uow.refresh_tokens.rotate("refresh-0001", a_token(2), NOW) is True
         await uow.commit()
 
 

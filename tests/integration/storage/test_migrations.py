@@ -46,7 +46,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:
@@ -168,3 +168,34 @@ async def test_the_schema_refuses_an_unknown_status(empty_db_url: str) -> None:
                 )
     finally:
         await store.close()
+
+
+async def test_0004_keeps_existing_refresh_tokens_working(empty_db_url: str) -> None:
+    # A token stored before 0004 gets the device grant as its gty and a family end 90 days
+    # (the default absolute lifetime) after its sign-in, and still reads through the port.
+    store = create_store(empty_db_url)
+
+    def migrate(conn: Connection, target: str) -> None:
+        config = alembic_config(empty_db_url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, target)
+
+    try:
+        async with store.engine.connect() as conn:
+            await conn.run_sync(migrate, "0001")
+            await conn.execute(text(
+                "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope,"
+                " issued_at, expires_at, auth_time, status) VALUES ('h', 'f', 'c', 'u',"
+                " 'openid offline_access', 100.0, 200.0, 50.5, 'active')"))
+            await conn.commit()
+            await conn.run_sync(migrate, "head")
+            await conn.commit()
+        async with store.unit_of_work() as uow:
+            token = await uow.refresh_tokens.get("h")
+    finally:
+        await store.close()
+    assert token is not None
+    assert token.grant_type == "urn:ietf:params:oauth:grant-type:device_code"
+    assert token.family_expires_at == 50.5 + 90 * 86400
+    assert (token.successor_hash, token.rotated_at) == (None, None)
+    assert token.scope == ("openid", "offline_access")

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.anyio
 DEVICES = 200
 RACING_POLLS = 50
 RACING_DECISIONS = 20
-SCOPE = "openid profile"
+SCOPE = "openid profile offline_access"
 
 
 @dataclass
@@ -107,7 +107,7 @@ async def harness(live_server: Any) -> AsyncIterator[Harness]:
         client_id = f"concurrency-{uuid.uuid4().hex[:8]}"
         await AdminService(store).add_client(client_id, "Concurrency", ClientType.PUBLIC,
                                              [DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT],
-                                             ["openid", "profile"])
+                                             ["openid", "profile", "offline_access"])
         limits = httpx.Limits(max_connections=DEVICES + 50,
                               max_keepalive_connections=DEVICES + 50)
         async with httpx.AsyncClient(base_url=live_server.issuer, limits=limits,
@@ -245,7 +245,9 @@ async def test_concurrent_decisions_on_one_code_record_exactly_one(
         assert claims["sub"] == users[winner].user_id
 
 
-async def test_concurrent_refreshes_of_one_token_rotate_it_once(harness: Harness) -> None:
+async def test_concurrent_refreshes_of_one_token_leave_one_working_family(
+    harness: Harness,
+) -> None:
     [alice] = await harness.add_users(1)
     codes = await harness.authorize()
     assert await harness.decide(codes["user_code"], alice) is DecisionOutcome.RECORDED
@@ -257,5 +259,16 @@ async def test_concurrent_refreshes_of_one_token_rotate_it_once(harness: Harness
 
     outcomes = Counter(
         "tokens" if r.status_code == 200 else r.json()["error"] for r in responses)
-    # One rotation; every other use of the same token is a replay (RFC 9700 §4.14.2).
-    assert outcomes == {"tokens": 1, "invalid_grant": RACING_POLLS - 1}
+    # One rotation, then retries within the reuse grace window, each replacing the unused
+    # successor (or refused when they lose that race): never a revoked family.
+    assert outcomes["tokens"] >= 1
+    assert set(outcomes) <= {"tokens", "invalid_grant"}
+    issued = [r.json()["refresh_token"] for r in responses if r.status_code == 200]
+    working = []
+    for token in issued:
+        again = await harness.http.post("/token", data={
+            "grant_type": "refresh_token", "refresh_token": token,
+            "client_id": harness.client_id})
+        if again.status_code == 200:
+            working.append(again.json()["refresh_token"])
+    assert len(working) == 1, "exactly one successor lives, and the family was not revoked"

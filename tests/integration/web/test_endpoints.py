@@ -377,7 +377,7 @@ async def test_feature_flags_decide_what_is_advertised_and_mounted(
         assert ("refresh_token" in meta["grant_types_supported"]) is refresh
         assert DEVICE_CODE_GRANT in meta["grant_types_supported"]
 
-        tokens = await srv.login("tv", scope="openid")
+        tokens = await srv.login("tv", scope="openid offline_access")
         assert ("refresh_token" in tokens) is refresh
         mounted = await srv.http.get(
             "/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
@@ -760,13 +760,15 @@ async def test_a_colliding_user_code_is_drawn_again_on_every_store(server: Serve
     ("client_id", "scope", "refresh", "id_token"),
     [
         ("tv", "openid profile offline_access", True, True),
-        ("tv", "profile", True, False),
+        ("tv", "profile offline_access", True, False),
         ("tv", None, True, True),
+        # OIDC Core §11: no offline_access, no refresh token, even with the grant.
+        ("tv", "openid profile", False, True),
         ("tv-noref", "openid", False, True),
         ("tv-noref", "profile", False, False),
     ],
-    ids=["everything", "no-openid-no-id-token", "default-scope", "no-refresh-grant",
-         "nothing-extra"],
+    ids=["everything", "no-openid-no-id-token", "default-scope", "no-offline-access",
+         "no-refresh-grant", "nothing-extra"],
 )
 async def test_token_success(
     server: Server, client_id: str, scope: str | None, refresh: bool, id_token: bool
@@ -810,6 +812,7 @@ async def test_token_success(
     assert claims["exp"] == now + 3600
     assert isinstance(claims["jti"], str)
     assert len(claims["jti"]) >= 16
+    assert claims["gty"] == DEVICE_CODE_GRANT  # the grant that began the login
 
     if id_token:
         header, claims = decode(body["id_token"], keys)
@@ -856,7 +859,7 @@ async def test_access_tokens_are_distinct_per_login(server: Server) -> None:
 
 async def test_refresh_rotates_and_replay_revokes_the_family(server: Server) -> None:
     alice = await server.add_user("alice")
-    first = await server.login("tv", alice, scope="openid profile")
+    first = await server.login("tv", alice, scope="openid profile offline_access")
     server.clock.advance(60)
 
     response = await server.refresh(first["refresh_token"])
@@ -865,14 +868,17 @@ async def test_refresh_rotates_and_replay_revokes_the_family(server: Server) -> 
     second = response.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
-    assert second["scope"] == "openid profile"
+    assert second["scope"] == "openid profile offline_access"
     _, claims = decode(second["access_token"], await server.keys())
     assert claims["sub"] == alice.user_id
     assert claims["iat"] == int(server.clock())
+    assert claims["gty"] == DEVICE_CODE_GRANT  # still the device login, not "refresh_token"
     _, id_claims = decode(second["id_token"], await server.keys())
     assert id_claims["auth_time"] == int(START - 5)  # the original sign-in, not the refresh
 
-    # The rotated token comes back: invalid_grant, and the whole family is revoked ...
+    # The rotated token comes back after the reuse grace window: invalid_grant, and the whole
+    # family is revoked ...
+    server.clock.advance(61)
     assert_error(await server.refresh(first["refresh_token"]), 400, "invalid_grant")
     assert_error(await server.refresh(second["refresh_token"]), 400, "invalid_grant")
     # ... but another login of the same person is untouched.
@@ -880,14 +886,27 @@ async def test_refresh_rotates_and_replay_revokes_the_family(server: Server) -> 
     assert (await server.refresh(other["refresh_token"])).status_code == 200
 
 
+async def test_a_lost_refresh_response_can_be_retried_within_the_grace_window(
+    server: Server,
+) -> None:
+    first = await server.login("tv", scope="openid offline_access")
+    lost = await server.refresh(first["refresh_token"])  # never reaches the device
+    assert lost.status_code == 200
+    server.clock.advance(20)
+    retried = await server.refresh(first["refresh_token"])
+    assert retried.status_code == 200, retried.text
+    assert_error(await server.refresh(lost.json()["refresh_token"]), 400, "invalid_grant")
+    assert (await server.refresh(retried.json()["refresh_token"])).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("requested", "status", "granted"),
     [
-        (None, 200, "openid profile"),
+        (None, 200, "openid offline_access"),
         ("openid", 200, "openid"),
-        ("profile openid", 200, "profile openid"),
+        ("offline_access openid", 200, "offline_access openid"),
         ("openid profile offline_access", 400, "invalid_scope"),
-        ("offline_access", 400, "invalid_scope"),
+        ("profile", 400, "invalid_scope"),
         ("admin", 400, "invalid_scope"),
     ],
     ids=["omitted-is-original", "narrower", "same-reordered", "wider", "other-allowed-scope",
@@ -896,7 +915,7 @@ async def test_refresh_rotates_and_replay_revokes_the_family(server: Server) -> 
 async def test_refresh_scope_is_at_most_the_original(
     server: Server, requested: str | None, status: int, granted: str
 ) -> None:
-    tokens = await server.login("tv", scope="openid profile")
+    tokens = await server.login("tv", scope="openid offline_access")
     response = await server.refresh(tokens["refresh_token"],
                                     **({"scope": requested} if requested else {}))
     if status != 200:
@@ -909,9 +928,9 @@ async def test_refresh_scope_is_at_most_the_original(
     assert body["scope"] == granted
     assert decode(body["access_token"], await server.keys())[1]["scope"] == granted
     # Narrowing is for this access token only: the next refresh may ask for the original again.
-    again = await server.refresh(body["refresh_token"], scope="openid profile")
+    again = await server.refresh(body["refresh_token"], scope="openid offline_access")
     assert again.status_code == 200
-    assert again.json()["scope"] == "openid profile"
+    assert again.json()["scope"] == "openid offline_access"
 
 
 async def test_refresh_token_of_another_client_is_invalid_grant_and_revokes_nothing(
@@ -1130,7 +1149,8 @@ async def test_codes_tokens_and_client_secrets_are_never_stored_in_plaintext(
         pytest.skip("at rest means on disk: the SQLite leg checks the files")
     alice = await server.add_user("alice")
     auth = basic("svc", server.secrets["svc"])
-    codes = (await server.post("/device_authorization", {"scope": "openid"}, auth)).json()
+    codes = (await server.post("/device_authorization", {"scope": "openid offline_access"},
+                               auth)).json()
     await server.decide(codes["user_code"], alice)
     form = {"grant_type": DEVICE_CODE_GRANT, "device_code": codes["device_code"]}
     tokens = (await server.post("/token", form, auth)).json()
@@ -1160,8 +1180,8 @@ async def test_no_log_line_holds_a_code_or_a_token(
 
     # A confidential client, through every step of the flow.
     auth = basic("svc", server.secrets["svc"])
-    codes = (await server.post("/device_authorization", {"scope": "openid profile"},
-                               auth)).json()
+    codes = (await server.post("/device_authorization",
+                               {"scope": "openid profile offline_access"}, auth)).json()
     secrets += [codes["device_code"], codes["user_code"], codes["user_code"].replace("-", "")]
     token_form = {"grant_type": DEVICE_CODE_GRANT, "device_code": codes["device_code"]}
     await server.post("/token", token_form, auth)                      # pending
@@ -1172,13 +1192,16 @@ async def test_no_log_line_holds_a_code_or_a_token(
     server.clock.advance(10)
     tokens = (await server.post("/token", token_form, auth)).json()
     secrets += [tokens["access_token"], tokens["refresh_token"], tokens["id_token"]]
-    await server.post("/token", token_form, auth)                      # redeemed: invalid_grant
 
     refresh_form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     rotated = (await server.post("/token", refresh_form, auth)).json()
     secrets += [rotated["access_token"], rotated["refresh_token"]]
     await server.post("/token", {**refresh_form, "scope": "admin"}, auth)  # invalid_scope
+    retried = (await server.post("/token", refresh_form, auth)).json()  # within the grace window
+    secrets += [retried["access_token"], retried["refresh_token"]]
+    server.clock.advance(61)
     await server.post("/token", refresh_form, auth)                    # replay: family revoked
+    await server.post("/token", token_form, auth)                      # redeemed: replay
     await server.http.get("/userinfo",
                           headers={"Authorization": "Bearer " + rotated["access_token"]})
     server.clock.advance(7200)

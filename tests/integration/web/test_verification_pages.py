@@ -83,9 +83,10 @@ class Harness:
             transport=transport, base_url=ISSUER, event_hooks={"response": [remember]}
         )
 
-    async def client(self, client_id: str, name: str = "Living-room TV") -> None:
+    async def client(self, client_id: str, name: str = "Living-room TV",
+                     grants: tuple[str, ...] = (DEVICE_GRANT, "refresh_token")) -> None:
         await self.admin.add_client(
-            client_id, name, ClientType.PUBLIC, [DEVICE_GRANT, "refresh_token"],
+            client_id, name, ClientType.PUBLIC, list(grants),
             ["openid", "profile", "offline_access"],
         )
 
@@ -94,11 +95,12 @@ class Harness:
 
     async def authorize_device(
         self, client_id: str, *, ip: str = "192.0.2.44", user_agent: str = "tv-app/2.1 (WebOS)",
+        scope: str = "openid profile offline_access",
     ) -> dict[str, Any]:
         async with self.browser(ip) as device:
             response = await device.post(
                 "/device_authorization",
-                data={"client_id": client_id, "scope": "openid profile offline_access"},
+                data={"client_id": client_id, "scope": scope},
                 headers={"User-Agent": user_agent},
             )
         assert response.status_code == 200, response.text
@@ -216,7 +218,7 @@ async def test_approve_flow_end_to_end(harness: Harness) -> None:
         assert "15 January 2027 at 08:00:00 UTC" in text
         assert "Only approve if you started this sign-in on a device in front of you." in text
         assert "See your name and username" in text
-        assert "Stay signed in and keep access while you are away" in text
+        assert "Stay signed in on this device (until you sign it out)" in text
         assert "Alice Example" in text
 
         decided = await browser.post("/device/consent", data={
@@ -230,6 +232,42 @@ async def test_approve_flow_end_to_end(harness: Harness) -> None:
     tokens = await harness.poll("tv", grant["device_code"])
     assert tokens.status_code == 200
     assert {"access_token", "id_token", "refresh_token"} <= tokens.json().keys()
+
+
+STAY_SIGNED_IN = "Stay signed in on this device (until you sign it out)"
+
+
+@pytest.mark.parametrize(
+    ("grants", "scope", "stays"),
+    [
+        ((DEVICE_GRANT, "refresh_token"), "openid profile offline_access", True),
+        ((DEVICE_GRANT, "refresh_token"), "openid profile", False),
+        ((DEVICE_GRANT,), "openid offline_access", False),
+        ((DEVICE_GRANT,), "openid", False),
+    ],
+    ids=["offline-access-and-grant", "no-offline-access", "no-refresh-grant", "neither"],
+)
+async def test_the_page_promises_staying_signed_in_exactly_when_a_refresh_token_comes(
+    harness: Harness, grants: tuple[str, ...], scope: str, stays: bool,
+) -> None:
+    # One rule (refresh_token.issues_refresh_token) for the consent page and the token
+    # endpoint: the page says "stay signed in" iff the token response holds a refresh token.
+    await harness.client("tv", grants=grants)
+    await harness.user("alice")
+    grant = await harness.authorize_device("tv", scope=scope)
+    async with harness.browser() as browser:
+        entered = await enter_code(browser, grant["user_code"])
+        assert entered.headers["location"] == "/device/signin"
+        await sign_in(browser, "alice")
+        consent = await browser.get("/device/consent")
+        assert consent.status_code == 200
+        assert (STAY_SIGNED_IN in consent.text) is stays
+        # offline_access is never listed as a bare scope: the line above says it, or nothing.
+        assert consent.text.count(STAY_SIGNED_IN) == (1 if stays else 0)
+        await decide(browser, "approve")
+    tokens = await harness.poll("tv", grant["device_code"])
+    assert tokens.status_code == 200
+    assert ("refresh_token" in tokens.json()) is stays
 
 
 async def test_deny_flow_gives_the_device_access_denied(harness: Harness) -> None:

@@ -96,3 +96,16 @@ def test_defaults_match_the_issue() -> None:
 def test_every_field_is_described() -> None:
     for name, field in ServerSettings.model_fields.items():
         assert field.description, name
+
+
+def test_refresh_rotation_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ServerSettings()
+    assert settings.refresh_token_reuse_grace == 60
+    assert settings.refresh_token_absolute_lifetime == 90 * 86400
+    assert settings.refresh_token_lifetime == 30 * 86400
+    monkeypatch.setenv("DEVICEFLOW_REFRESH_TOKEN_REUSE_GRACE", "0")  # strict rotation
+    monkeypatch.setenv("DEVICEFLOW_REFRESH_TOKEN_ABSOLUTE_LIFETIME", "86400")
+    strict = ServerSettings()
+    assert (strict.refresh_token_reuse_grace, strict.refresh_token_absolute_lifetime) == (0, 86400)
+    with pytest.raises(ValidationError):
+        ServerSettings(refresh_token_reuse_grace=-1)

@@ -59,6 +59,8 @@ def outcome(rec: DeviceAuthorization | None, client: Client, now: float) -> str:
         return exc.error
     if isinstance(decision, grant.Redeem):
         return "redeem"
+    if isinstance(decision, grant.Replayed):
+        return "replayed"  # answered invalid_grant once its tokens are revoked
     return grant.outcome_error(decision).error
 
 
@@ -76,9 +78,9 @@ S = DeviceStatus
         (record(S.APPROVED, client_id="other"), TV, EARLY, "invalid_grant"),
         (record(S.PENDING, client_id="other"), TV, LATE, "invalid_grant"),
         (record(S.DENIED, client_id="other"), TV, EARLY, "invalid_grant"),
-        # redeemed: invalid_grant, even past expiry
-        (record(S.REDEEMED), TV, EARLY, "invalid_grant"),
-        (record(S.REDEEMED), TV, LATE, "invalid_grant"),
+        # redeemed: a replay (invalid_grant, tokens revoked), even past expiry
+        (record(S.REDEEMED), TV, EARLY, "replayed"),
+        (record(S.REDEEMED), TV, LATE, "replayed"),
         # past expiry: expired_token whatever else (pending, denied, approved)
         (record(S.PENDING), TV, LATE, "expired_token"),
         (record(S.PENDING), TV, EXPIRES, "expired_token"),
@@ -123,6 +125,16 @@ def test_redeem_marks_the_record_redeemed() -> None:
     assert decision.record.status is DeviceStatus.REDEEMED
     assert decision.record.last_polled_at == EARLY
     assert decision.record.user_id == "u1"
+
+
+def test_a_redeemed_code_names_the_family_its_redemption_started() -> None:
+    # RFC 6749 §4.1.2: the tokens issued from a code used twice are revoked.
+    decision = grant.poll(record(S.REDEEMED), TV, EARLY)
+    assert decision == grant.Replayed(grant.family_id(record(S.REDEEMED)))
+    other = dataclasses.replace(record(S.REDEEMED), device_code_hash="dh2")
+    assert grant.family_id(other) != decision.family_id  # one family per code
+    assert "dh" not in decision.family_id  # the code HMAC is not revealed
+    assert len(decision.family_id) == 32
 
 
 def test_pending_records_the_poll_and_keeps_the_interval() -> None:

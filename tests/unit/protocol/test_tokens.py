@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deviceflow.protocol.models import IssuedTokens, TokenPolicy, User
+from deviceflow.protocol.models import DEVICE_CODE_GRANT, IssuedTokens, TokenPolicy, User
 from deviceflow.protocol.tokens import (
     ACCESS_TOKEN_TYP,
     Grant,
@@ -32,7 +32,7 @@ class RecordingSigner:
 
 
 def grant(*scope: str, user: User = ALICE) -> Grant:
-    return Grant(user, "tv", scope, auth_time=NOW - 30.7)
+    return Grant(user, "tv", scope, auth_time=NOW - 30.7, grant_type=DEVICE_CODE_GRANT)
 
 
 def test_access_token_claims_are_the_rfc_9068_set() -> None:
@@ -40,7 +40,7 @@ def test_access_token_claims_are_the_rfc_9068_set() -> None:
     assert claims == {
         "iss": ISSUER, "sub": "sub-alice", "aud": ISSUER, "client_id": "tv",
         "scope": "openid profile", "iat": NOW, "exp": NOW + 900, "auth_time": NOW - 31,
-        "jti": "jti-1",
+        "jti": "jti-1", "gty": DEVICE_CODE_GRANT,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from ..errors import (
@@ -54,7 +55,24 @@ class Redeem:
     record: DeviceAuthorization
 
 
-PollDecision = Pending | SlowDown | Redeem
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A redeemed code came back: revoke the refresh tokens issued from it (``family_id``),
+    then answer ``invalid_grant``."""
+
+    family_id: str
+
+
+PollDecision = Pending | SlowDown | Redeem | Replayed
+
+
+def family_id(record: DeviceAuthorization) -> str:
+    """The refresh-token family a redemption of ``record`` starts, derived from its device code
+    HMAC so a replayed code finds its tokens without another column; hashed once more so the
+    family id (which may be shown, e.g. to name a signed-in device) does not reveal the code
+    HMAC."""
+    digest = hashlib.sha256(b"deviceflow-family:" + record.device_code_hash.encode())
+    return digest.hexdigest()[:32]
 
 
 def parse(params: FormParams) -> DeviceCodeRequest:
@@ -66,7 +84,8 @@ def poll(record: DeviceAuthorization | None, client: Client, now: Timestamp) -> 
 
     Order matters: an unknown code or another client's code is ``invalid_grant`` before anything
     else; a code past expiry is ``expired_token`` whatever its status, except that a redeemed code
-    stays ``invalid_grant`` (RFC 8628 §3.5 and RFC 6749 §5.2).
+    is a replay, answered ``invalid_grant`` (RFC 8628 §3.5 and RFC 6749 §5.2) after the
+    tokens issued from it are revoked.
     """
     if GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClientError(f"client {client.client_id!r} lacks the device grant")
@@ -75,7 +94,10 @@ def poll(record: DeviceAuthorization | None, client: Client, now: Timestamp) -> 
     if record.client_id != client.client_id:
         raise InvalidGrantError("device code issued to another client")
     if record.status is DeviceStatus.REDEEMED:
-        raise InvalidGrantError("device code already redeemed")
+        # RFC 6749 §4.1.2, for the code this grant stands in for: "If an authorization code is
+        # used more than once, the authorization server MUST deny the request and SHOULD revoke
+        # (when possible) all tokens previously issued based on that authorization code."
+        return Replayed(family_id(record))
     if now >= record.expires_at:
         raise ExpiredTokenError("device code expired")
     if record.status is DeviceStatus.DENIED:

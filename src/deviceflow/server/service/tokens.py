@@ -20,13 +20,12 @@ from ...protocol.models import (
     Client,
     DeviceStatus,
     IssuedTokens,
-    RefreshToken,
     RequestOrigin,
     Timestamp,
 )
 from ...protocol.params import FormParams
 from ...protocol.scopes import PROFILE
-from ...storage.interface import AlreadyExistsError, UnitOfWork
+from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
 from .context import ServiceContext
 
@@ -34,6 +33,10 @@ log = logging.getLogger("deviceflow.service")
 
 _USER_CODE_ATTEMPTS = 8
 """Retries when a new user code collides with a live one (20^8 codes make this very rare)."""
+
+_REFRESH_ATTEMPTS = 4
+"""Decisions one refresh request may take when concurrent requests on the same family keep
+winning the compare-and-set first; then it is refused, and the family is left alone."""
 
 
 class TokenService:
@@ -111,6 +114,8 @@ class TokenService:
         decision = device_code.poll(record, client, now)
         if isinstance(decision, device_code.Redeem):
             return await self._redeem(decision, client, now)
+        if isinstance(decision, device_code.Replayed):
+            return await self._revoke_replayed(decision)
         # Pending or slow_down: record the poll. If another poll of this code got there first,
         # this one came too fast by definition, so it is answered slow_down.
         assert stored is not None  # poll() raised for a missing record
@@ -122,67 +127,87 @@ class TokenService:
     async def _redeem(
         self, decision: device_code.Redeem, client: Client, now: Timestamp
     ) -> IssuedTokens | OAuthError:
+        ctx = self.ctx
         new = decision.record
-        async with self.ctx.store.unit_of_work() as uow:
+        async with ctx.store.unit_of_work() as uow:
             if not await uow.device_authorizations.transition(new, DeviceStatus.APPROVED):
                 return InvalidGrantError("device code redeemed by a concurrent poll")
             user = await uow.users.get(new.user_id) if new.user_id is not None else None
             if user is None or new.auth_time is None:
                 return InvalidGrantError("approving user no longer exists")
-            grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time)
-            issued = await self._issue(uow, grant, client, now, secrets.token_hex(16))
+            grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time,
+                                 device_code.GRANT_TYPE)
+            plain: str | None = None
+            if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
+                plain = ctx.codes.token()
+                await uow.refresh_tokens.add(refresh_token.start_family(
+                    grant, ctx.keyring.hasher.refresh_token(plain),
+                    device_code.family_id(new), now, ctx.policy.token))
             await uow.commit()
-        return issued
+        return self._tokens(grant, now, plain)
+
+    async def _revoke_replayed(self, decision: device_code.Replayed) -> OAuthError:
+        """RFC 6749 §4.1.2: a redeemed code polled again is refused, and the refresh tokens
+        issued from it are revoked (idempotent: a revoked family stays revoked). Access tokens
+        are self-contained JWTs and stay valid until they expire."""
+        async with self.ctx.store.unit_of_work() as uow:
+            count = await uow.refresh_tokens.revoke_family(decision.family_id)
+            await uow.commit()
+        if count:
+            log.warning("redeemed device code replayed; revoked %d refresh tokens", count)
+        return InvalidGrantError("device code already redeemed")
 
     async def _refresh_token_grant(
         self, params: FormParams, client: Client
     ) -> IssuedTokens | OAuthError:
+        """RFC 6749 §6 with rotation and its reuse grace window (``protocol.grants.
+        refresh_token``). Each decision is persisted by one compare-and-set; a caller that loses
+        one to a concurrent request loads the token again and decides again, a few times."""
         ctx = self.ctx
         request = refresh_token.parse(params)
         now = ctx.clock()
         token_hash = ctx.keyring.hasher.refresh_token(request.refresh_token)
-        async with ctx.store.unit_of_work() as uow:
-            decision = refresh_token.refresh(
-                request, await uow.refresh_tokens.get(token_hash), client, now
-            )
-            if isinstance(decision, refresh_token.RevokeFamily):
-                count = await uow.refresh_tokens.revoke_family(decision.family_id)
-                await uow.commit()
-                log.warning("rotated refresh token replayed; revoked %d in its family", count)
-                return InvalidGrantError("refresh token reuse")
-            if not await uow.refresh_tokens.rotate(decision.old.token_hash):
-                return InvalidGrantError("refresh token rotated by a concurrent request")
-            user = await uow.users.get(decision.old.user_id)
-            if user is None:
-                return InvalidGrantError("user no longer exists")
-            grant = tokens.Grant(user, client.client_id, decision.scope, decision.old.auth_time)
-            issued = await self._issue(uow, grant, client, now, decision.old.family_id,
-                                       refresh_scope=decision.old.scope)
-            await uow.commit()
-        return issued
-
-    async def _issue(
-        self, uow: UnitOfWork, grant: tokens.Grant, client: Client, now: Timestamp,
-        family_id: str, refresh_scope: tuple[str, ...] | None = None,
-    ) -> IssuedTokens:
-        ctx = self.ctx
-        plain_refresh: str | None = None
-        if refresh_token.GRANT_TYPE in client.grant_types and (
-            refresh_token.GRANT_TYPE in ctx.policy.grant_types
-        ):
-            plain_refresh = ctx.codes.token()
-            await uow.refresh_tokens.add(
-                RefreshToken(
-                    token_hash=ctx.keyring.hasher.refresh_token(plain_refresh),
-                    family_id=family_id,
-                    client_id=client.client_id,
-                    user_id=grant.user.user_id,
-                    scope=refresh_scope or grant.scope,
-                    issued_at=now,
-                    expires_at=now + ctx.policy.token.refresh_token_lifetime,
-                    auth_time=grant.auth_time,
+        plain = ctx.codes.token()  # a lost compare-and-set wrote nothing: reused on a retry
+        new_hash = ctx.keyring.hasher.refresh_token(plain)
+        policy = ctx.policy.token
+        for _ in range(_REFRESH_ATTEMPTS):
+            async with ctx.store.unit_of_work() as uow:
+                token = await uow.refresh_tokens.get(token_hash)
+                successor = None
+                if token is not None and token.successor_hash is not None:
+                    successor = await uow.refresh_tokens.get(token.successor_hash)
+                decision = refresh_token.refresh(
+                    request, token, successor, client, now, policy.refresh_token_reuse_grace
                 )
-            )
+                if isinstance(decision, refresh_token.RevokeFamily):
+                    count = await uow.refresh_tokens.revoke_family(decision.family_id)
+                    await uow.commit()
+                    log.warning("rotated refresh token replayed; revoked %d in its family", count)
+                    return InvalidGrantError("refresh token reuse")
+                old = decision.old
+                user = await uow.users.get(old.user_id)
+                if user is None:
+                    return InvalidGrantError("user no longer exists")
+                new = refresh_token.successor(decision, new_hash, now,
+                                              policy.refresh_token_lifetime)
+                if isinstance(decision, refresh_token.Rotate):
+                    won = await uow.refresh_tokens.rotate(old.token_hash, new, now)
+                else:
+                    won = await uow.refresh_tokens.reissue(old.token_hash, decision.replaced, new)
+                if not won:
+                    continue  # a concurrent request changed the family first: decide again
+                await uow.commit()
+            if isinstance(decision, refresh_token.ReissueWithinGrace):
+                log.info("refresh token presented again within the reuse grace window; "
+                         "its unused successor was replaced")
+            grant = tokens.Grant(user, client.client_id, decision.scope, old.auth_time,
+                                 old.grant_type)
+            return self._tokens(grant, now, plain)
+        return InvalidGrantError("refresh token contended by concurrent requests")
+
+    def _tokens(self, grant: tokens.Grant, now: Timestamp, plain_refresh: str | None
+                ) -> IssuedTokens:
+        ctx = self.ctx
         return tokens.issue(
             grant, ctx.policy.token, ctx.keyring.signer, now, secrets.token_urlsafe(16),
             plain_refresh,

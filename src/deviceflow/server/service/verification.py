@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ...protocol.codes import format_user_code, normalize_user_code
+from ...protocol.grants.refresh_token import issues_refresh_token
 from ...protocol.models import DeviceStatus, RequestOrigin, Timestamp
-from ...protocol.scopes import describe_scope
+from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
 from ...protocol.verification import Decision, decide, is_actionable
 from ..ratelimit import Check, ip_key
 from .context import ServiceContext
@@ -26,6 +27,9 @@ class PendingRequest:
     origin: RequestOrigin
     created_at: Timestamp
     expires_at: Timestamp
+    stay_signed_in: bool = False
+    """Approving gives the device a refresh token (``refresh_token.issues_refresh_token``, the
+    rule the token endpoint follows too), so the page says it stays signed in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +117,12 @@ class VerificationService:
             user_code=format_user_code(normalized),
             client_name=client.name,
             client_id=client.client_id,
-            scopes=tuple((s, describe_scope(s)) for s in record.scope),
+            # offline_access is said by the "stay signed in" line, and only when it holds.
+            scopes=tuple((s, describe_scope(s)) for s in record.scope if s != OFFLINE_ACCESS),
             origin=record.origin,
             created_at=record.created_at,
             expires_at=record.expires_at,
+            stay_signed_in=issues_refresh_token(client, record.scope, ctx.policy.grant_types),
         )
 
     async def pending_request(self, user_code: str) -> PendingRequest | None:

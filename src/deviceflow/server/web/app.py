@@ -102,6 +102,8 @@ def create_app(
             access_token_lifetime=settings.access_token_lifetime,
             id_token_lifetime=settings.id_token_lifetime,
             refresh_token_lifetime=settings.refresh_token_lifetime,
+            refresh_token_absolute_lifetime=settings.refresh_token_absolute_lifetime,
+            refresh_token_reuse_grace=settings.refresh_token_reuse_grace,
             access_token_audience=settings.access_token_audience,
         ),
         grant_types=grants,

@@ -99,6 +99,11 @@ refresh_tokens = Table(
     Column("expires_at", Double, nullable=False),
     Column("auth_time", Double, nullable=False),
     Column("status", Text, nullable=False),
+    Column("family_expires_at", Double, nullable=False),  # the family's absolute end
+    Column("grant_type", Text, nullable=False),  # the grant that began the login (gty)
+    # Set on rotation: the grace path revokes this successor only while it is still unused.
+    Column("successor_hash", Text, nullable=True),
+    Column("rotated_at", Double, nullable=True),
     CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
     Index(None, "family_id"),  # revoke_family on replay
     Index(None, "expires_at"),  # purge scans by expiry
