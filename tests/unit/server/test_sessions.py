@@ -153,6 +153,31 @@ async def test_an_approval_needs_a_password_younger_than_approval_max_age(world:
     )
 
 
+@pytest.mark.parametrize("decision", list(Decision), ids=[d.value for d in Decision])
+async def test_a_decision_rereads_the_sign_in_inside_its_own_transaction(
+    world: World, decision: Decision,
+) -> None:
+    """The page reads the sign-in, then records the decision: a sign-out (or an operator's
+    revoke) committed in between must win, or a copied cookie could slip one approval through
+    the gap. Here the sign-out lands exactly there."""
+    code = await _user_code(world)
+    sessions, decide = world.service.sessions, world.service.verification.record_decision
+    session_id = await sessions.start("sub-alice")
+    signed = await sessions.current(session_id)  # what the consent page read
+    assert signed is not None
+    assert signed.may_approve
+    other = await sessions.start("sub-bob")
+    assert await sessions.end(session_id)
+    for sid in (session_id, other, "never-issued"):
+        assert await decide(code, decision, signed.user_id, signed.auth_time,
+                            session_id=sid) is DecisionOutcome.SIGN_IN_AGAIN
+    assert await world.service.verification.pending_request(code) is not None  # still pending
+    live = await sessions.start("sub-alice")
+    assert await decide(code, decision, "sub-alice", START, session_id=live) is (
+        DecisionOutcome.RECORDED
+    )
+
+
 async def test_a_denial_needs_no_fresh_password(world: World) -> None:
     code = await _user_code(world)
     world.clock.now = START + 3 * MAX_AGE

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from ...protocol.codes import format_user_code, normalize_user_code
 from ...protocol.grants.refresh_token import issues_refresh_token
-from ...protocol.models import DeviceStatus, RequestOrigin, Timestamp
+from ...protocol.models import BrowserSessionStatus, DeviceStatus, RequestOrigin, Timestamp
 from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
 from ...protocol.verification import Decision, decide, is_actionable
 from ..ratelimit import Check, ip_key
@@ -60,7 +60,8 @@ class DecisionOutcome(StrEnum):
     GONE = "gone"
     """The code was decided elsewhere, expired, or never existed: nothing changed."""
     SIGN_IN_AGAIN = "sign_in_again"
-    """An approval whose password entry is older than ``approval_max_age``: nothing changed."""
+    """An approval whose password entry is older than ``approval_max_age``, or a decision whose
+    browser sign-in ended meanwhile: nothing changed."""
 
 
 class VerificationService:
@@ -132,13 +133,18 @@ class VerificationService:
         return await self._lookup(normalized) if normalized is not None else None
 
     async def record_decision(
-        self, user_code: str, decision: Decision, user_id: str, auth_time: Timestamp
+        self, user_code: str, decision: Decision, user_id: str, auth_time: Timestamp,
+        *, session_id: str | None = None,
     ) -> DecisionOutcome:
         """Store approve/deny with a compare-and-set on ``pending``: a decided code can never be
         revived, and of concurrent decisions exactly one is recorded.
 
         Approving needs a password entered less than ``approval_max_age`` ago (``auth_time``,
-        which the approval records); denying gives nothing away and needs only a sign-in."""
+        which the approval records); denying gives nothing away and needs only a sign-in.
+        With ``session_id`` (the pages' browser sign-in) the sign-in is read again inside the
+        decision's own transaction: a sign-out committed before it is seen, so a copied cookie
+        whose sign-in just ended cannot slip an approval in between the page's read and this
+        write."""
         ctx = self.ctx
         now = ctx.clock()
         if decision is Decision.APPROVE and now - auth_time >= ctx.policy.approval_max_age:
@@ -152,6 +158,17 @@ class VerificationService:
             )
             if record is None or not is_actionable(record, now):
                 return DecisionOutcome.GONE
+            if session_id is not None:
+                session = await uow.browser_sessions.get(
+                    ctx.keyring.hasher.browser_session(session_id)
+                )
+                if (
+                    session is None
+                    or session.status is not BrowserSessionStatus.ACTIVE
+                    or session.user_id != user_id
+                    or now >= session.expires_at
+                ):
+                    return DecisionOutcome.SIGN_IN_AGAIN
             new = decide(record, decision, user_id, auth_time, now)
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE

@@ -130,6 +130,12 @@ async def _signed_in(request: Request, service: DeviceFlowService) -> SignedIn |
     return signed
 
 
+def _sign_in_id(request: Request) -> str:
+    """The cookie's sign-in id ("" when none: no stored sign-in has that hash)."""
+    value = request.session.get(SIGN_IN)
+    return value if isinstance(value, str) else ""
+
+
 def _forget_sign_in(request: Request) -> None:
     request.session.pop(SIGN_IN, None)
     setattr(request.state, _SIGNED_IN_STATE, _Read(None))
@@ -422,9 +428,10 @@ async def consent_submit(request: Request) -> Response:
     if decision is Decision.APPROVE and not loaded.signed.may_approve:
         return redirect(page_url(request, "device_signin"))
     outcome = await _service(request).verification.record_decision(
-        pending.user_code, decision, loaded.signed.user_id, loaded.signed.auth_time
+        pending.user_code, decision, loaded.signed.user_id, loaded.signed.auth_time,
+        session_id=_sign_in_id(request),
     )
-    if outcome is DecisionOutcome.SIGN_IN_AGAIN:  # went stale between the two reads
+    if outcome is DecisionOutcome.SIGN_IN_AGAIN:  # went stale or ended since it was read
         return redirect(page_url(request, "device_signin"))
     if outcome is not DecisionOutcome.RECORDED:
         return await _code_refused(request)
