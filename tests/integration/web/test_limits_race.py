@@ -26,6 +26,7 @@ from tests.support.stores import open_backend
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import ClientType
+from deviceflow.server.ratelimit import BruteForcePolicy, Limiter
 from deviceflow.server.service import AdminService
 from deviceflow.server.web.app import create_app
 
@@ -326,3 +327,42 @@ async def test_a_tripped_budget_is_logged_once_per_key_hashed(
     ]
     assert "198.51.100.7" not in caplog.text
     assert "192.0.2.1" not in caplog.text
+
+
+# --- the refund, on the storage itself ---------------------------------------------------------
+
+
+async def test_refund_gives_back_its_own_unit_and_never_an_older_one(
+    limits_storage: str | None,
+) -> None:
+    """The refund is one atomic step (on Redis, one script): concurrent right attempts each
+    give back exactly one unit, and what is removed is never stamped before the attempt began,
+    so the window is never looser than if the right attempts had taken nothing."""
+    uri = "async+memory://" if limits_storage is None else "async+" + limits_storage
+    limiter = Limiter(BruteForcePolicy(code_per_ip=f"{N}/hour"), uri)
+    try:
+        checks = [limiter.check("code_per_ip", "198.51.100.7")]
+        wrong = [await limiter.spend(checks) for _ in range(LIMIT)]
+        await asyncio.sleep(0.01)
+        right = await asyncio.gather(*(limiter.spend(checks) for _ in range(N - LIMIT)))
+        assert all(v.allowed for v in wrong + right)
+        await asyncio.gather(*(limiter.refund(v) for v in right))
+        await asyncio.gather(*(limiter.refund(v) for v in right))  # twice: nothing more
+        # Exactly the right attempts' units came back; the wrong ones' stayed.
+        again = await asyncio.gather(*(limiter.spend(checks) for _ in range(N)))
+        assert sum(v.allowed for v in again) == N - LIMIT
+        if limits_storage is not None:
+            key = checks[0].item.key_for(checks[0].name, checks[0].key)
+            client = redis.Redis.from_url(limits_storage)
+            try:
+                stamps = [float(s) for s in client.lrange("LIMITS:" + key, 0, -1)]
+            finally:
+                client.close()
+            first_wrong, first_right = wrong[0].held, right[0].held
+            assert first_wrong is not None
+            assert first_right is not None
+            # Every wrong attempt's entry is still there (no refund took one of them).
+            assert sum(first_wrong.since <= s < first_right.since for s in stamps) == LIMIT
+    finally:
+        await limiter.reset()
+        await limiter.close()
