@@ -191,7 +191,8 @@ class Limiter:
                 if await self._limiter.hit(c.item, c.name, c.key):
                     taken.append(c)
                     continue
-                await self._give_back(taken, since)
+                returned, taken = taken, []  # emptied first: never given back twice
+                await self._give_back(returned, since)
                 return await self._refused(c, checks[n + 1:])
         except Exception as exc:
             self._warn(exc)
