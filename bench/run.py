@@ -88,6 +88,10 @@ GENEROUS_LIMITS = {
     "DEVICEFLOW_LIMIT_CODE_PER_ACCOUNT": "1000000/hour",
     "DEVICEFLOW_LIMIT_LOGIN_PER_ACCOUNT": "1000000/hour",
     "DEVICEFLOW_LIMIT_LOGIN_PER_IP": "1000000/hour",
+    # The device authorization flood limits are on a measured path: one spend per budget stays
+    # in the cost, but wrk from one IP must not meet them.
+    "DEVICEFLOW_LIMIT_DEVICE_AUTHORIZATION_PER_IP": "100000000/minute",
+    "DEVICEFLOW_LIMIT_DEVICE_CODES_PER_CLIENT": "100000000",
 }
 
 

@@ -29,6 +29,8 @@ LIVE_SERVER_LIMITS = {
     "limit_code_per_account": "10000/hour",
     "limit_login_per_account": "1000/minute",
     "limit_login_per_ip": "10000/hour",
+    "limit_device_authorization_per_ip": "100000/minute",
+    "limit_device_codes_per_client": "1000000",
 }
 
 

@@ -189,6 +189,17 @@ class ServerSettings(BaseSettings):
     limit_login_per_ip: str = Field(
         "30/hour", description="Failed passwords allowed per client IP."
     )
+    limit_device_authorization_per_ip: str = Field(
+        "300/minute",
+        description="Device authorization requests allowed per client and client IP (IPv6: per "
+        "/64). Generous so that a fleet of devices behind one NAT can start together; past it "
+        "the answer is 429 with `Retry-After`.",
+    )
+    limit_device_codes_per_client: int = Field(
+        10_000, ge=1,
+        description="Device codes one client may be issued within one code lifetime, which "
+        "bounds the codes it holds live (and the rows and the brute-force odds they make).",
+    )
 
     # --- logs ----------
     log_format: Literal["auto", "json", "text"] = Field(

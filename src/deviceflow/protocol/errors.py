@@ -151,8 +151,25 @@ class ServerError(OAuthError):
 
 class TemporarilyUnavailableError(OAuthError):
     """The authorization server is currently unable to handle the request due to a temporary
-    overloading or maintenance of the server. (RFC 6749 §4.1.2.1)"""
+    overloading or maintenance of the server. (RFC 6749 §4.1.2.1)
+
+    Given ``retry_after``, it answers a spent rate limit instead of an outage: HTTP 429 Too Many
+    Requests with ``Retry-After`` (RFC 6585 §4). RFC 6749 §5.2 has no code for a rate limit and
+    RFC 8628 §3.2 answers device authorization errors as §5.2 does; ``slow_down`` (§3.5) is a
+    polling instruction, and an unregistered code (``rate_limited``) is one no client knows.
+    This registered code says "temporary overloading", which a generic client retries.
+    """
 
     error = "temporarily_unavailable"
     description = "The server is temporarily unable to handle the request."
     status_code = 503
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.status_code = 503 if retry_after is None else 429
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, self.retry_after))}

@@ -14,7 +14,7 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 
 class JsonFormatter(logging.Formatter):
-    _EXTRA = ("method", "path", "status", "duration_ms", "client")
+    _EXTRA = ("method", "path", "status", "duration_ms", "client", "budget", "key_digest")
 
     _second = -1
     _second_text = ""

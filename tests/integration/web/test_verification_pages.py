@@ -39,6 +39,8 @@ GENEROUS = {
     "limit_code_per_account": "1000/hour",
     "limit_login_per_account": "1000/hour",
     "limit_login_per_ip": "1000/hour",
+    "limit_device_authorization_per_ip": "100000/minute",
+    "limit_device_codes_per_client": "1000000",
 }
 SESSION_LIFETIME = 300
 PASSWORD = "correct horse battery staple"

@@ -124,3 +124,19 @@ def test_invalid_client_challenges_only_after_basic(
     error = InvalidClientError("x", basic_attempted=basic)
     assert error.status_code == status
     assert ("WWW-Authenticate" in error.headers()) is challenged
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "status", "headers"),
+    [(None, 503, {}), (42, 429, {"Retry-After": "42"}), (0, 429, {"Retry-After": "1"})],
+    ids=["outage", "rate-limited", "never-zero"],
+)
+def test_temporarily_unavailable_answers_a_rate_limit_with_429(
+    retry_after: int | None, status: int, headers: dict[str, str]
+) -> None:
+    """A spent rate limit: the registered code, 429 and Retry-After (RFC 6585 §4); the body is
+    the same fixed one as an outage's."""
+    error = TemporarilyUnavailableError("budget spent for 192.0.2.1", retry_after=retry_after)
+    assert error.status_code == status
+    assert error.headers() == headers
+    assert error.body() == TemporarilyUnavailableError().body()

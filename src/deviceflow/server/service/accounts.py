@@ -26,11 +26,14 @@ class AccountService:
 
     async def sign_in(self, username: str, password: str, ip_address: str) -> SignIn:
         limiter = self.ctx.limiter
+        # The guesser's own budget first: a throttled IP takes nothing from the account's.
         checks = [
-            limiter.check("login_per_account", username.casefold()),
             limiter.check("login_per_ip", ip_key(ip_address)),
+            limiter.check("login_per_account", username.casefold()),
         ]
-        verdict = await limiter.verdict(checks)
+        # Spent before the password is judged, given back only when it is right: N concurrent
+        # guesses at one account get at most the account's budget through.
+        verdict = await limiter.spend(checks)
         if not verdict.allowed:
             return Throttled(verdict.retry_after)
         async with self.ctx.store.unit_of_work(read_only=True) as uow:
@@ -40,8 +43,8 @@ class AccountService:
             identity.verify_password, password, user.password_hash if user else None
         )
         if not ok or user is None:
-            await limiter.hit(checks)
             return SignInRefused.INVALID
+        await limiter.refund(verdict)
         return user
 
     async def get_user(self, user_id: str) -> User | None:

@@ -7,12 +7,17 @@ import logging
 import secrets
 
 from ...protocol import client_auth, device_authorization, tokens
+from ...protocol.device_authorization import (
+    DeviceAuthorizationRequest,
+    DeviceAuthorizationResponse,
+)
 from ...protocol.errors import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidTokenError,
     OAuthError,
     ServerError,
+    TemporarilyUnavailableError,
     UnsupportedGrantTypeError,
 )
 from ...protocol.grants import device_code, refresh_token
@@ -27,6 +32,7 @@ from ...protocol.params import FormParams
 from ...protocol.scopes import PROFILE
 from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
+from ..ratelimit import ip_key
 from .context import ServiceContext
 
 log = logging.getLogger("deviceflow.service")
@@ -58,9 +64,37 @@ class TokenService:
     async def device_authorization(
         self, params: FormParams, authorization: str | None, origin: RequestOrigin
     ) -> device_authorization.DeviceAuthorizationResponse:
+        """RFC 8628 §3.1–3.2, under two budgets spent before any row is written: a rate per
+        client and IP, and at most ``device_codes_per_client`` codes issued to the client
+        within one code lifetime (which bounds the codes it holds live). Over either, 429
+        ``temporarily_unavailable`` with ``Retry-After``."""
         ctx = self.ctx
         request = device_authorization.parse_request(params)
         client = await self.authenticate_client(params, authorization)
+        limiter = ctx.limiter
+        lifetime = client.device_code_lifetime or ctx.policy.device.expires_in
+        # Fails open: these budgets keep one client or IP from filling the database, and a
+        # Redis outage is no flood; failing closed would stop every device from starting.
+        verdict = await limiter.spend([
+            limiter.check("device_authorization_per_ip",
+                          f"{client.client_id} {ip_key(origin.ip_address)}"),
+            limiter.live_codes_check(client.client_id, lifetime),
+        ], fail_open=True)
+        if not verdict.allowed:
+            raise TemporarilyUnavailableError(
+                f"device authorization budget spent: {', '.join(verdict.tripped)}",
+                retry_after=verdict.retry_after,
+            )
+        try:
+            return await self._add_device_authorization(request, client, origin)
+        except Exception:
+            await limiter.refund(verdict)  # no code was issued: nothing was spent
+            raise
+
+    async def _add_device_authorization(
+        self, request: DeviceAuthorizationRequest, client: Client, origin: RequestOrigin
+    ) -> DeviceAuthorizationResponse:
+        ctx = self.ctx
         async with ctx.store.unit_of_work() as uow:
             for _ in range(_USER_CODE_ATTEMPTS):
                 record, response = device_authorization.authorize_device(

@@ -81,15 +81,17 @@ class VerificationService:
         return checks
 
     async def enter_user_code(self, raw: str, attempt: CodeAttempt) -> CodeEntry:
-        """Look up a typed user code under the brute-force budgets.
+        """Look up a typed user code under the brute-force budgets (RFC 8628 §5.1: the server
+        "SHOULD implement rate limiting" of user code guesses).
 
+        Every entry spends one unit of each budget *before* it is looked up, so concurrent
+        guesses can never all pass a check together; a right code gives its own units back.
         Anonymous entries spend the session, IP and global budgets. When only the global budget is
         spent, a signed-in person may still enter codes against a per-account budget: the attack
         is stopped without locking every real user out."""
         limiter = self.ctx.limiter
         signed_in = attempt.user_id is not None
-        checks = self._code_checks(attempt, signed_in=signed_in)
-        verdict = await limiter.verdict(checks)
+        verdict = await limiter.spend(self._code_checks(attempt, signed_in=signed_in))
         if not verdict.allowed:
             return Throttled(
                 verdict.retry_after,
@@ -99,9 +101,11 @@ class VerificationService:
         found = await self._lookup(normalized) if normalized is not None else None
         if found is None:
             if signed_in:
-                checks.append(limiter.check("code_global", "all"))
-            await limiter.hit(checks)
+                # Not a gate for a signed-in person, but their guesses still use up the
+                # server-wide allowance that anonymous guessers share.
+                await limiter.count([limiter.check("code_global", "all")])
             return CodeRefused.INVALID
+        await limiter.refund(verdict)
         return found
 
     async def _lookup(self, normalized: str) -> PendingRequest | None:

@@ -55,6 +55,8 @@ def brute_force_policy(settings: ServerSettings) -> BruteForcePolicy:
         code_per_account=settings.limit_code_per_account,
         login_per_account=settings.limit_login_per_account,
         login_per_ip=settings.limit_login_per_ip,
+        device_authorization_per_ip=settings.limit_device_authorization_per_ip,
+        device_codes_per_client=settings.limit_device_codes_per_client,
     )
 
 
