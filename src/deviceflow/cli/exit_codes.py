@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     CACHE = 8  # the token cache is unreadable/corrupt, or the required keyring is unavailable
     NOT_A_JWT = 9  # inspect: the token cannot be decoded
     NOT_SIGNED_IN = 10  # status/inspect: no cached token for the profile
+    NOT_REVOKED = 11  # logout: forgotten locally, but the server failed to revoke a token
     CANCELLED = 130  # Ctrl+C
 
 

@@ -55,12 +55,22 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from deviceflow.client.profiles import Profile, ProfileStore
     from deviceflow.client.providers import ProviderKind
-    from deviceflow.client.sync import BearerAuth, DeviceFlowClient, LogoutResult
+    from deviceflow.client.session import (
+        ActivitySource,
+        LogoutResult,
+        RevocationStatus,
+        TokenActivity,
+        TokenRevocation,
+        TokenStatus,
+        introspect,
+    )
+    from deviceflow.client.sync import BearerAuth, DeviceFlowClient
     from deviceflow.client.tokens import DeviceCode, TokenSet, decode_jwt_unverified
 
 _EXPORTS: dict[str, str] = {
     "AccessDeniedError": "errors",
     "Account": "core",
+    "ActivitySource": "session",
     "AsyncDeviceFlowClient": "aio",
     "BearerAuth": "sync",
     "CacheCorruptError": "errors",
@@ -79,13 +89,14 @@ _EXPORTS: dict[str, str] = {
     "IssuerMismatchError": "errors",
     "KeyringUnavailableError": "errors",
     "LoginFinished": "aio",
-    "LogoutResult": "sync",
+    "LogoutResult": "session",
     "NetworkError": "errors",
     "OAuthError": "errors",
     "Profile": "profiles",
     "ProfileNotFoundError": "errors",
     "ProfileStore": "profiles",
     "ProviderKind": "providers",
+    "RevocationStatus": "session",
     "SendRequest": "flow",
     "ServerMetadata": "flow",
     "ServerResponseError": "errors",
@@ -94,13 +105,17 @@ _EXPORTS: dict[str, str] = {
     "SleepReason": "flow",
     "StoreKind": "cache",
     "TimedOutError": "errors",
+    "TokenActivity": "session",
     "TokenCache": "cache",
     "TokenRequest": "core",
+    "TokenRevocation": "session",
     "TokenSet": "tokens",
+    "TokenStatus": "session",
     "TransportFailure": "flow",
     "decode_jwt_unverified": "tokens",
     "device_flow": "flow",
     "discover": "discovery",
+    "introspect": "session",
     "refresh": "flow",
     "revoke": "flow",
 }
@@ -108,6 +123,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AccessDeniedError",
     "Account",
+    "ActivitySource",
     "AsyncDeviceFlowClient",
     "BearerAuth",
     "CacheCorruptError",
@@ -133,6 +149,7 @@ __all__ = [
     "ProfileNotFoundError",
     "ProfileStore",
     "ProviderKind",
+    "RevocationStatus",
     "SendRequest",
     "ServerMetadata",
     "ServerResponseError",
@@ -141,13 +158,17 @@ __all__ = [
     "SleepReason",
     "StoreKind",
     "TimedOutError",
+    "TokenActivity",
     "TokenCache",
     "TokenRequest",
+    "TokenRevocation",
     "TokenSet",
+    "TokenStatus",
     "TransportFailure",
     "decode_jwt_unverified",
     "device_flow",
     "discover",
+    "introspect",
     "refresh",
     "revoke",
 ]

@@ -11,14 +11,14 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias, TypeVar
 
 import httpx
 
 from deviceflow.client.cache import CacheRecord, FileLock, StoreKind, TokenCache
 from deviceflow.client.core import ClientOptions, SystemClock, TokenRequest, ad_hoc_profile
-from deviceflow.client.errors import CacheCorruptError, ConfigurationError, DeviceFlowError
+from deviceflow.client.errors import CacheCorruptError, ConfigurationError
 from deviceflow.client.flow import (
     Clock,
     Event,
@@ -34,10 +34,10 @@ from deviceflow.client.flow import (
 )
 from deviceflow.client.profiles import Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
+from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
 from deviceflow.client.sync import (
     TIMEOUT,
     USER_AGENT,
-    LogoutResult,
     describe_transport_error,
     log_exchange,
 )
@@ -309,27 +309,27 @@ class AsyncDeviceFlowClient:
                     await task
 
     async def logout(self) -> LogoutResult:
+        """Revoke at the server (RFC 7009, the refresh token first), then forget locally even if
+        revocation failed; the same flow as ``DeviceFlowClient.logout``."""
         try:
             record = await self._load(force=False)
         except CacheCorruptError:
             record = None
-        revoked, supported, error = False, False, None
-        if record is not None and (record.refresh_token or record.tokens):
-            try:
-                metadata = await self.metadata()
-                supported = metadata.revocation_endpoint is not None
-                for flow in self.options.revocations(metadata, record):
-                    await self._run(flow)
-                revoked = supported
-            except DeviceFlowError as exc:
-                error = str(exc)
+        result = await self._run(revocation_flow(self.options, record)) if record else None
         removed: list[str] = []
         if self.options.cache is not None:
             removed = await asyncio.to_thread(self.options.cache.delete, self.options.key)
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None
-        return LogoutResult(tuple(removed), revoked, supported, error)
+        return replace(result or LogoutResult(()), removed=tuple(removed))
+
+    async def token_status(self, *, ask_server: bool = True) -> TokenStatus | None:
+        """Like ``DeviceFlowClient.token_status``: RFC 7662 when possible, else the cache."""
+        record = await self._load(force=False)
+        if record is None:
+            return None
+        return await self._run(status_flow(self.options, record, ask_server=ask_server))
 
     def auth(self) -> AsyncBearerAuth:
         return AsyncBearerAuth(self)

@@ -22,7 +22,6 @@ from deviceflow.client.flow import (
     ShowCode,
     choose_secret_method,
     obtain_token,
-    revoke,
 )
 from deviceflow.client.profiles import Profile
 from deviceflow.client.providers import ProviderKind, Quirks, provider_for
@@ -146,8 +145,10 @@ class ClientOptions:
     def key(self) -> CacheKey:
         return self.profile.cache_key
 
-    def auth(self, metadata: ServerMetadata) -> ClientAuth:
-        method = choose_secret_method(metadata, self.quirks)
+    def auth(
+        self, metadata: ServerMetadata, endpoint_methods: tuple[str, ...] = ()
+    ) -> ClientAuth:
+        method = choose_secret_method(metadata, self.quirks, endpoint_methods)
         return ClientAuth(self.profile.client_id, self.client_secret, method)
 
     def scopes(self, request: TokenRequest) -> tuple[str, ...]:
@@ -162,6 +163,12 @@ class ClientOptions:
             self.profile.effective_issuer,
             tenant_id=self.profile.tenant_id,
         )
+
+    def known_metadata(self) -> Flow[ServerMetadata]:
+        """The server's metadata, discovered once per client and then remembered."""
+        if self.metadata is None:
+            self.metadata = yield from self.metadata_flow()
+        return self.metadata
 
     def extra_params(self, request: TokenRequest) -> tuple[tuple[str, str], ...]:
         audience = self.audience(request)
@@ -197,22 +204,6 @@ class ClientOptions:
         return base.with_token(
             self.scopes(request), self.audience(request), token, now=self.clock.time()
         )
-
-    def revocations(
-        self, metadata: ServerMetadata, record: CacheRecord
-    ) -> list[Flow[None]]:
-        """RFC 7009 §2.1: revoking the refresh token should also invalidate the access tokens of
-        the same grant; we revoke the access tokens too, for servers that don't."""
-        endpoint = metadata.revocation_endpoint
-        if endpoint is None:
-            return []
-        auth = self.auth(metadata)
-        flows = []
-        if record.refresh_token:
-            flows.append(revoke(endpoint, auth, record.refresh_token, "refresh_token"))
-        for entry in record.tokens:
-            flows.append(revoke(endpoint, auth, entry.token.access_token, "access_token"))
-        return flows
 
     def dispatch(self, event: Event) -> None:
         """Hand an event to the caller's callbacks (the driver's only UI duty)."""

@@ -65,7 +65,10 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
             raise DiscoveryError(f"The discovery document {url} has an invalid '{name}'.")
         return check_secure_url(value)
 
-    methods = doc.get("token_endpoint_auth_methods_supported")
+    def methods(name: str) -> tuple[str, ...]:
+        value = doc.get(name)
+        return tuple(m for m in value if isinstance(m, str)) if isinstance(value, list) else ()
+
     return ServerMetadata(
         issuer=advertised,
         token_endpoint=endpoint("token_endpoint", required=True) or "",
@@ -74,11 +77,15 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
         revocation_endpoint=endpoint("revocation_endpoint", required=False),
         jwks_uri=endpoint("jwks_uri", required=False),
         userinfo_endpoint=endpoint("userinfo_endpoint", required=False),
-        token_endpoint_auth_methods_supported=tuple(
-            m for m in methods if isinstance(m, str)
-        )
-        if isinstance(methods, list)
-        else (),
+        token_endpoint_auth_methods_supported=methods("token_endpoint_auth_methods_supported"),
+        # RFC 7662 §4 registers "introspection_endpoint" in RFC 8414's metadata.
+        introspection_endpoint=endpoint("introspection_endpoint", required=False),
+        revocation_endpoint_auth_methods_supported=methods(
+            "revocation_endpoint_auth_methods_supported"
+        ),
+        introspection_endpoint_auth_methods_supported=methods(
+            "introspection_endpoint_auth_methods_supported"
+        ),
     )
 
 

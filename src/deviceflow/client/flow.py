@@ -175,6 +175,11 @@ class ServerMetadata:
     jwks_uri: str | None = None
     userinfo_endpoint: str | None = None
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    # RFC 7662 §4 / RFC 8414 §2: the introspection endpoint and, for both it and RFC 7009's
+    # revocation endpoint, the client authentication methods it takes (empty: not said).
+    introspection_endpoint: str | None = None
+    revocation_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    introspection_endpoint_auth_methods_supported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +205,13 @@ class ClientAuth:
             form.insert(0, ("client_id", self.client_id))
 
 
-def choose_secret_method(metadata: ServerMetadata, quirks: Quirks) -> str:
-    supported = metadata.token_endpoint_auth_methods_supported
+def choose_secret_method(
+    metadata: ServerMetadata, quirks: Quirks, endpoint_methods: tuple[str, ...] = ()
+) -> str:
+    """The secret's method for an endpoint. RFC 8414 §2: when the revocation or introspection
+    endpoint's own list is omitted the methods are "determined by other means"; ours is the token
+    endpoint's list, which is what providers share across their endpoints."""
+    supported = endpoint_methods or metadata.token_endpoint_auth_methods_supported
     if not supported:
         return quirks.secret_auth_method
     for method in (quirks.secret_auth_method, "client_secret_basic", "client_secret_post"):
@@ -476,18 +486,27 @@ def refresh(
 
 
 def revoke(
-    endpoint: str, auth: ClientAuth, token: str, token_type_hint: str
+    endpoint: str,
+    auth: ClientAuth,
+    token: str,
+    token_type_hint: str,
+    *,
+    quirks: Quirks | None = None,
 ) -> Flow[None]:
     """RFC 7009 §2.1. §2.2: "The authorization server responds with HTTP status code 200 if the
-    token has been revoked successfully or if the client submitted an invalid token"."""
+    token has been revoked successfully or if the client submitted an invalid token". Raises the
+    server's error otherwise (§2.2.1: ``unsupported_token_type`` for a kind it cannot revoke)."""
+    quirks = quirks or Quirks()
     request = _post(endpoint, [("token", token), ("token_type_hint", token_type_hint)], auth)
     response = yield from send_with_retry(request, attempts=2, first_delay=0.5)
-    if response.status != 200:
-        error = _error_from(response, {})
-        if error is not None:
-            raise error
-        raise ServerResponseError(_describe(response, endpoint))
-    return None
+    if response.status == 200:
+        return None
+    error = _error_from(response, {})
+    if error is not None and error.error == "invalid_token" and quirks.invalid_token_is_revoked:
+        return None  # the provider's way of saying "already invalid": RFC 7009's 200
+    if error is not None:
+        raise error
+    raise ServerResponseError(_describe(response, endpoint))
 
 
 def run_to_completion(flow: Flow[T], answer: Callable[[Event], Reply]) -> T:

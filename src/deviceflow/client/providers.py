@@ -52,6 +52,11 @@ class Quirks:
     shows_message: bool = False
     # Client authentication at the token endpoint: "client_secret_post" or "client_secret_basic".
     secret_auth_method: str = "client_secret_basic"
+    # The revocation endpoint (RFC 7009) takes access tokens too; False: refresh tokens only.
+    revokes_access_tokens: bool = True
+    # The revocation endpoint answers 400 "invalid_token" for a token already expired or revoked,
+    # where RFC 7009 §2.2 answers 200.
+    invalid_token_is_revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +126,24 @@ _PROVIDERS: dict[ProviderKind, Provider] = {
             # Google's device docs send "client_secret" as a form parameter in the token request
             # ("Poll Google's authorization server", request parameters table).
             secret_auth_method="client_secret_post",
+            # Google's revocation ("OAuth 2.0 for TV and Limited-Input Device Applications",
+            # "Revoking a token") takes `token` as a form (or query) parameter and answers 200,
+            # or 400 "along with an error code"; a token already revoked or expired gets
+            # {"error": "invalid_token", "error_description": "Token expired or revoked"} (what
+            # Google's sign-in samples' disconnect handlers meet). Revoking the refresh token
+            # ends the whole grant there, so the access token's revocation right after it meets
+            # exactly this answer: it means "nothing left to revoke", not a failure.
+            invalid_token_is_revoked=True,
         ),
     ),
     ProviderKind.GITHUB: Provider(
         kind=ProviderKind.GITHUB,
         title="GitHub",
         # GitHub has no OAuth discovery document; endpoints are fixed in "Authorizing OAuth apps",
-        # section "Device flow".
+        # section "Device flow". Nor any RFC 7009 endpoint: a token is deleted with the REST API
+        # ("Delete an app authorization", DELETE /applications/{client_id}/grant), which needs
+        # Basic authentication with the app's client_id and client_secret, which a device-flow
+        # CLI does not have. So logout can only forget GitHub tokens locally.
         uses_discovery=False,
         default_scopes=("read:user",),
         quirks=Quirks(
@@ -154,6 +170,12 @@ _PROVIDERS: dict[ProviderKind, Provider] = {
         default_scopes=("openid", "profile", "offline_access"),
         needs_issuer=True,
         example_issuer="https://example.eu.auth0.com/",
+        quirks=Quirks(
+            # Auth0's /oauth/revoke (Authentication API, "Revoke Refresh Token"; "Revoke Refresh
+            # Tokens") revokes refresh tokens only: its `token` is "The refresh token you want to
+            # revoke". Its access tokens are self-contained JWTs that live until they expire.
+            revokes_access_tokens=False,
+        ),
     ),
     ProviderKind.KEYCLOAK: Provider(
         kind=ProviderKind.KEYCLOAK,
@@ -197,6 +219,10 @@ def preset_endpoints(kind: ProviderKind, *, tenant_id: str | None) -> PresetEndp
             issuer=f"{base}/v2.0",
             device_authorization_endpoint=f"{base}/oauth2/v2.0/devicecode",
             token_endpoint=f"{base}/oauth2/v2.0/token",
+            # No RFC 7009 endpoint: Entra cannot revoke one refresh token. Its only revocation is
+            # Microsoft Graph's "user: revokeSignInSessions" (every refresh token of the user,
+            # every app, with a Graph permission such as User.RevokeSessions.All), far beyond a
+            # logout; so logout forgets Entra tokens locally only.
         )
     if kind is ProviderKind.GOOGLE:
         return PresetEndpoints(

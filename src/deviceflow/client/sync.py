@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TypeVar
 
 import httpx
@@ -24,7 +24,7 @@ from deviceflow.client.core import (
     account_from,
     ad_hoc_profile,
 )
-from deviceflow.client.errors import CacheCorruptError, ConfigurationError, DeviceFlowError
+from deviceflow.client.errors import CacheCorruptError, ConfigurationError
 from deviceflow.client.flow import (
     Clock,
     Flow,
@@ -39,6 +39,7 @@ from deviceflow.client.flow import (
 )
 from deviceflow.client.profiles import Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
+from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
 from deviceflow.client.tokens import DeviceCode, TokenSet, strip_control
 from deviceflow.config.client import ClientSettings
 
@@ -125,14 +126,6 @@ def run_flow(
         return result
     finally:
         flow.close()
-
-
-@dataclass(frozen=True, slots=True)
-class LogoutResult:
-    removed: tuple[str, ...]  # where tokens were forgotten
-    revoked: bool  # the server confirmed revocation
-    revocation_supported: bool
-    revocation_error: str | None = None
 
 
 class DeviceFlowClient:
@@ -295,30 +288,32 @@ class DeviceFlowClient:
     def account(self) -> Account | None:
         return account_from(self._load(force=False))
 
-    def logout(self) -> LogoutResult:
-        """Revoke at the server when it offers RFC 7009 revocation, then forget locally even if
-        revocation failed."""
+    def _load_quietly(self) -> CacheRecord | None:
         try:
-            record = self._load(force=False)
+            return self._load(force=False)
         except CacheCorruptError:
-            record = None
-        revoked, supported, error = False, False, None
-        if record is not None and (record.refresh_token or record.tokens):
-            try:
-                metadata = self.metadata()
-                supported = metadata.revocation_endpoint is not None
-                for flow in self.options.revocations(metadata, record):
-                    self._run(flow)
-                revoked = supported
-            except DeviceFlowError as exc:
-                error = str(exc)
+            return None  # unreadable: nothing to revoke or report, only to delete
+
+    def logout(self) -> LogoutResult:
+        """Revoke the cached tokens at the server when it offers RFC 7009 revocation (the refresh
+        token first), then forget them locally even if revocation failed."""
+        record = self._load_quietly()
+        result = self._run(revocation_flow(self.options, record)) if record else LogoutResult(())
         removed: list[str] = []
         if self.options.cache is not None:
             removed = self.options.cache.delete(self.options.key)
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None
-        return LogoutResult(tuple(removed), revoked, supported, error)
+        return replace(result, removed=tuple(removed))
+
+    def token_status(self, *, ask_server: bool = True) -> TokenStatus | None:
+        """Whether the cached tokens are still active: asked of the server (RFC 7662) when this
+        client may ask, else from the cached expiry. None when nothing is cached."""
+        record = self._load(force=False)
+        if record is None:
+            return None
+        return self._run(status_flow(self.options, record, ask_server=ask_server))
 
     def auth(self) -> BearerAuth:
         """An ``httpx.Auth`` that sends the access token and renews it when needed."""

@@ -22,6 +22,7 @@ from deviceflow.client import (
 
 EXPECTED = {
     "AccessDeniedError",
+    "ActivitySource",
     "Account",
     "AsyncDeviceFlowClient",
     "BearerAuth",
@@ -48,6 +49,7 @@ EXPECTED = {
     "ProfileNotFoundError",
     "ProfileStore",
     "ProviderKind",
+    "RevocationStatus",
     "SendRequest",
     "ServerMetadata",
     "ServerResponseError",
@@ -56,13 +58,17 @@ EXPECTED = {
     "SleepReason",
     "StoreKind",
     "TimedOutError",
+    "TokenActivity",
     "TokenCache",
     "TokenRequest",
+    "TokenRevocation",
     "TokenSet",
+    "TokenStatus",
     "TransportFailure",
     "decode_jwt_unverified",
     "device_flow",
     "discover",
+    "introspect",
     "refresh",
     "revoke",
 }
