@@ -130,3 +130,28 @@ def test_entra_presets_from_the_tenant() -> None:
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"
     )
     assert meta.token_endpoint.endswith("/oauth2/v2.0/token")
+
+
+def test_revocation_and_introspection_endpoints_and_their_auth_methods() -> None:
+    doc = dict(
+        DOC,
+        revocation_endpoint="https://id.example.com/tenant/revoke",
+        introspection_endpoint="https://id.example.com/tenant/introspect",
+        revocation_endpoint_auth_methods_supported=["client_secret_post", 7],
+        introspection_endpoint_auth_methods_supported=["client_secret_basic"],
+    )
+    meta = run_to_completion(
+        discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+    )
+    assert meta.revocation_endpoint == "https://id.example.com/tenant/revoke"
+    assert meta.introspection_endpoint == "https://id.example.com/tenant/introspect"
+    assert meta.revocation_endpoint_auth_methods_supported == ("client_secret_post",)
+    assert meta.introspection_endpoint_auth_methods_supported == ("client_secret_basic",)
+
+
+def test_an_insecure_introspection_endpoint_is_refused() -> None:
+    doc = dict(DOC, introspection_endpoint="http://id.example.com/introspect")
+    with pytest.raises(InsecureIssuerError):
+        run_to_completion(
+            discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+        )
