@@ -1,4 +1,5 @@
-// node oidc-provider (panva) with the device flow enabled, for deviceflow's interop test.
+// node oidc-provider (panva) with the device flow, RFC 7009 revocation and RFC 7662 introspection
+// enabled, for deviceflow's interop test.
 // Usage: node provider.mjs PORT   → prints "READY <issuer>" once it listens on 127.0.0.1:PORT.
 // Loopback only; the dev interactions (a login form that accepts any username) stand in for a
 // real login, which is all the test needs. oidc-provider's device authorization response carries
@@ -22,11 +23,26 @@ const configuration = {
       response_types: [],
       redirect_uris: [],
     },
+    {
+      // A confidential client: RFC 7662 introspection needs client authentication.
+      client_id: 'deviceflow-confidential',
+      client_secret: 'interop-only-confidential-secret',
+      client_name: 'deviceflow CLI interop (confidential)',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+    },
   ],
   features: {
     deviceFlow: { enabled: true },
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    introspection: {
+      enabled: true,
+      // A client learns about its own tokens only.
+      allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+    },
   },
   scopes: ['openid', 'offline_access', 'profile'],
   claims: { openid: ['sub'], profile: ['preferred_username'] },

@@ -134,7 +134,93 @@ def test_cli_device_flow_against_oidc_provider(oidc_provider: str, tmp_path: Pat
     assert "enter the code" not in renewed.stderr
 
     # oidc-provider advertises RFC 7009 revocation: logout revokes, then forgets.
+    refresh_token = json.loads(token_file.read_text())["refresh_token"]
     logout = cli.run("logout", "--profile", "op")
     assert logout.returncode == 0
-    assert "revoked at the server" in logout.stderr
+    assert "Refresh token: revoked at the server." in logout.stderr
+    assert refresh_token not in logout.stderr + logout.stdout
     assert cli.token_files() == []
+    # The server agrees: the refresh token no longer works.
+    dead = httpx.post(
+        f"{oidc_provider}/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "deviceflow-cli",
+        },
+        timeout=10,
+    )
+    assert dead.status_code == 400
+    assert dead.json()["error"] == "invalid_grant"
+
+
+CONFIDENTIAL = ("deviceflow-confidential", "interop-only-confidential-secret")
+
+
+def test_status_introspects_and_logout_revokes_at_oidc_provider(
+    oidc_provider: str, tmp_path: Path
+) -> None:
+    """A confidential profile: status asks oidc-provider's RFC 7662 endpoint, logout revokes with
+    RFC 7009, and the server confirms both."""
+    cli = Cli(tmp_path)
+    client_id, secret = CONFIDENTIAL
+    created = cli.run(
+        "create-profile", "--name", "conf", "--provider", "oidc", "--issuer", oidc_provider,
+        "--client-id", client_id, "--scope", "openid", "--scope", "offline_access",
+        "--client-secret-stdin", input=secret + "\n",
+    )
+    assert created.returncode == 0, created.stderr
+    login = start_login(cli, "--profile", "conf", "--output", "json")
+    _user_code, complete = login.wait_for_code()
+    approver = threading.Thread(target=approve_in_oidc_provider, args=(complete, "dave"))
+    approver.start()
+    code, out, err = login.finish(timeout=60)
+    approver.join(10)
+    assert code == 0, err
+    access_token = json.loads(out)["access_token"]
+    # The client secret is kept beside the tokens (and stays there after logout).
+    [token_file] = [f for f in cli.token_files() if "client-secret" not in f.name]
+    refresh_token = json.loads(token_file.read_text())["refresh_token"]
+    metadata = httpx.get(f"{oidc_provider}/.well-known/openid-configuration", timeout=10).json()
+
+    def status() -> dict[str, object]:
+        result = cli.run("status", "--profile", "conf", "--output", "json")
+        assert result.returncode == 0, result.stderr
+        [entry] = json.loads(result.stdout)
+        assert isinstance(entry, dict)
+        return entry
+
+    entry = status()
+    assert entry["access_token_source"] == entry["refresh_token_source"] == "introspection"
+    assert entry["access_token_active"] is True
+    assert entry["refresh_token_active"] is True
+    text = cli.run("status", "--profile", "conf").stdout
+    assert "Access token: active at the server" in text
+    assert "[source: the server (introspection)]" in text
+
+    saved = token_file.read_text()
+    logout = cli.run("logout", "--profile", "conf")
+    assert logout.returncode == 0, logout.stderr
+    assert "Refresh token: revoked at the server." in logout.stderr
+    for token in (access_token, refresh_token, secret):
+        assert token not in logout.stdout + logout.stderr
+    assert not token_file.exists()
+    # The server agrees: neither token is active any more.
+    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
+        found = httpx.post(
+            metadata["introspection_endpoint"],
+            data={"token": token, "token_type_hint": hint},
+            auth=CONFIDENTIAL,
+            timeout=10,
+        )
+        assert found.json() == {"active": False}
+
+    # Tokens revoked behind the cache's back (here: the old cache put back) are seen as such by
+    # status, though their local expiry is an hour away.
+    token_file.write_text(saved)
+    entry = status()
+    assert entry["access_token_active"] is False
+    assert entry["refresh_token_active"] is False
+    assert entry["access_token_source"] == entry["refresh_token_source"] == "introspection"
+    assert entry["signed_in"] is False
+    assert "Signed out at the server" in cli.run("status", "--profile", "conf").stdout
