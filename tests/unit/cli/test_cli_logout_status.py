@@ -162,6 +162,8 @@ def test_google_revokes_the_grant_and_its_invalid_token_answer_is_not_a_failure(
         result = invoke(tmp_path, "logout", "-p", "p")
     assert result.code == ExitCode.OK, result.err
     assert [t for t, _ in sent_tokens(route)] == [RT, AT]
+    assert "Refresh token: revoked at the server." in result.err
+    assert "Access token (openid): revoked at the server." in result.err
     # Google's docs post the secret as a form field.
     first = dict(parse_qsl(route.calls[0].request.content.decode()))
     assert first["client_id"] == "cli"

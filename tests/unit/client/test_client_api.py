@@ -228,3 +228,55 @@ def test_bearer_auth_renews_and_retries_once_on_401() -> None:
             assert http.get("https://api.example.com/me").status_code == 200
         sent = [call.request.headers["Authorization"] for call in api.calls]
         assert sent == ["Bearer at-old", "Bearer at-new"]
+
+
+def test_both_drivers_run_the_same_logout_and_status_flows() -> None:
+    """One flow, two drivers: sign in, ask status, log out (RFC 7009, refresh token first)."""
+    from tests.unit.client.flowkit import FakeClock
+
+    from deviceflow.client import RevocationStatus
+
+    doc = dict(DISCOVERY, revocation_endpoint=f"{ISSUER}/revoke")
+    tokens = {
+        "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-1"
+    }
+
+    def mocked(mock: respx.MockRouter) -> respx.Route:
+        mock.get(f"{ISSUER}/.well-known/openid-configuration").respond(200, json=doc)
+        mock.post(f"{ISSUER}/device_authorization").respond(200, json=CODE)
+        mock.post(f"{ISSUER}/token").respond(200, json=tokens)
+        return mock.post(f"{ISSUER}/revoke").respond(200)
+
+    def sync_run() -> tuple[object, object, list[bytes]]:
+        with respx.mock() as mock:
+            revoke = mocked(mock)
+            with DeviceFlowClient(
+                client_id="c", issuer=ISSUER, sleep=lambda s: None, clock=FakeClock()
+            ) as client:
+                client.get_token()
+                status = client.token_status()
+                result = client.logout()
+            return status, result, [c.request.content for c in revoke.calls]
+
+    async def async_run() -> tuple[object, object, list[bytes]]:
+        async def no_sleep(seconds: float) -> None:
+            return None
+
+        with respx.mock() as mock:
+            revoke = mocked(mock)
+            client = AsyncDeviceFlowClient(
+                client_id="c", issuer=ISSUER, sleep=no_sleep, clock=FakeClock()
+            )
+            await client.get_token()
+            status = await client.token_status()
+            result = await client.logout()
+            await client.aclose()
+            return status, result, [c.request.content for c in revoke.calls]
+
+    sync_result = sync_run()
+    assert asyncio.run(async_run()) == sync_result
+    status, result, sent = sync_result
+    assert status is not None
+    assert result.removed == ("memory",)  # type: ignore[attr-defined]
+    assert [r.status for r in result.revocations] == [RevocationStatus.REVOKED] * 2  # type: ignore[attr-defined]
+    assert [b"token=rt-1" in body for body in sent] == [True, False]
