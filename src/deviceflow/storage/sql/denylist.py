@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.models import DeniedToken, DenyKind, Timestamp
@@ -20,8 +21,12 @@ from .dml import insert, insert_unless_taken, purge, purge_statement
 _n = t.token_denylist
 
 _DENY_INSERT = insert_unless_taken(_n)
+# The columns are compared untyped so the binds need no float conversion: SQLite's read-only
+# units of work run a SELECT straight on the driver (``repository._InlineConnection``), which
+# refuses a bind it would have to convert. The values are floats already.
 _DENY_SINCE = select(_n).where(
-    _n.c.created_at >= bindparam("b_created_from"), _n.c.expires_at > bindparam("b_now")
+    type_coerce(_n.c.created_at, NullType()) >= bindparam("b_created_from"),
+    type_coerce(_n.c.expires_at, NullType()) > bindparam("b_now"),
 )
 # The key is (kind, value): the outer condition keeps a live entry of the other kind that
 # happens to share a value.
