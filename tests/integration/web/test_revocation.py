@@ -285,9 +285,12 @@ async def test_an_active_access_token_is_described(server: Server) -> None:
     tokens = await server.login("tv", "openid profile")
     body = await server.introspect(tokens["access_token"], token_type_hint="refresh_token")
     assert body["active"] is True
-    assert body["client_id"] == "tv" and body["sub"] == "sub-1"
-    assert body["username"] == "person-1" and body["token_type"] == "Bearer"
-    assert body["scope"] == "openid profile" and body["iss"] == ISSUER
+    assert body["client_id"] == "tv"
+    assert body["sub"] == "sub-1"
+    assert body["username"] == "person-1"
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "openid profile"
+    assert body["iss"] == ISSUER
     assert body["gty"] == DEVICE_CODE_GRANT
     assert body["exp"] - body["iat"] == 3600
     assert "fam" not in body
@@ -296,7 +299,8 @@ async def test_an_active_access_token_is_described(server: Server) -> None:
 async def test_an_active_refresh_token_is_described(server: Server) -> None:
     tokens = await server.login()
     body = await server.introspect(tokens["refresh_token"])
-    assert body["active"] is True and body["client_id"] == "tv"
+    assert body["active"] is True
+    assert body["client_id"] == "tv"
     assert "token_type" not in body
 
 
@@ -363,7 +367,9 @@ async def test_flags_decide_routes_and_metadata(tmp_path: Path, enabled: bool) -
         assert meta["introspection_endpoint"] == ISSUER + "/introspect"
         assert "none" in meta["revocation_endpoint_auth_methods_supported"]
         assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
-        assert revoke.status_code == 400 and introspect.status_code == 401
+        assert revoke.status_code == 400
+        assert introspect.status_code == 401
     else:
         assert not names & set(meta)
-        assert revoke.status_code == 404 and introspect.status_code == 404
+        assert revoke.status_code == 404
+        assert introspect.status_code == 404

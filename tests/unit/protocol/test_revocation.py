@@ -76,7 +76,7 @@ def test_the_hint_orders_the_lookups_and_never_skips_one() -> None:
     assert set(revocation.lookup_order(None)) == set(TokenKind)
 
 
-# --- decisions -------------------------------------------------------------------------------------
+# --- decisions -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "token",
@@ -106,7 +106,8 @@ def test_a_confidential_clients_access_token_is_denied_alone() -> None:
     decision = revocation.revoke_access_token(token, SVC, NOW)
     assert isinstance(decision, revocation.DenyAccessToken)
     assert decision.family_id is None
-    assert decision.entry is not None and decision.entry.value == "j1"
+    assert decision.entry is not None
+    assert decision.entry.value == "j1"
 
 
 def test_an_expired_access_token_needs_no_entry() -> None:
@@ -137,14 +138,16 @@ def test_a_family_entry_outlives_every_access_token_already_issued() -> None:
     assert entry.expires_at == NOW + 3600 + revocation.CLOCK_MARGIN
 
 
-# --- the fam claim ---------------------------------------------------------------------------------
+# --- the fam claim -------------------------------------------------------------------------------
 
 def test_access_tokens_carry_the_login_and_read_back() -> None:
     grant = Grant(USER, "cli", ("openid",), NOW - 30, DEVICE_CODE_GRANT, "fam")
     claims = access_token_claims(grant, TokenPolicy(ISSUER), int(NOW), "j1")
     assert claims[FAMILY_CLAIM] == "fam"
     token = read_access_token(claims, ISSUER)
-    assert token is not None and token.family_id == "fam" and token.jti == "j1"
+    assert token is not None
+    assert token.family_id == "fam"
+    assert token.jti == "j1"
     assert read_access_token(claims, "https://other") is None
     assert read_access_token({k: v for k, v in claims.items() if k != "jti"}, ISSUER) is None
 
@@ -181,5 +184,7 @@ def test_a_refresh_token_is_active_only_while_usable(changes: dict[str, object],
 def test_a_refresh_token_has_no_token_type() -> None:
     body = introspection.refresh_token_response(REFRESH, USER, ISSUER)
     assert "token_type" not in body
-    assert body["active"] is True and body["exp"] == int(REFRESH.expires_at)
-    assert body["gty"] == DEVICE_CODE_GRANT and body["sub"] == "u1"
+    assert body["active"] is True
+    assert body["exp"] == int(REFRESH.expires_at)
+    assert body["gty"] == DEVICE_CODE_GRANT
+    assert body["sub"] == "u1"

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select, type_coerce
-from sqlalchemy.types import NullType
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from ...protocol.models import DeniedToken, DenyKind, Timestamp
 from ..interface import AlreadyExistsError
