@@ -52,6 +52,8 @@ class Server:
     store: Store
     secrets: dict[str, str] = field(default_factory=dict)
     users: int = 0
+    device_code: str = ""
+    """The device code of the latest login."""
 
     @property
     def service(self) -> DeviceFlowService:
@@ -90,6 +92,7 @@ class Server:
         outcome = await self.service.verification.record_decision(
             codes["user_code"], Decision.APPROVE, user.user_id, self.clock() - 5)
         assert outcome is DecisionOutcome.RECORDED
+        self.device_code = codes["device_code"]
         response = await self.post("/token", {**auth, "grant_type": DEVICE_CODE_GRANT,
                                               "device_code": codes["device_code"]}, headers)
         assert response.status_code == 200, response.text
@@ -268,6 +271,27 @@ async def test_replay_of_a_rotated_refresh_token_denies_the_access_tokens(server
     server.clock.now += 120  # past the reuse grace window
     assert (await server.refresh(first["refresh_token"])).status_code == 400
     assert await server.userinfo(second["access_token"]) == 401
+
+
+async def test_replay_of_a_redeemed_device_code_denies_the_access_tokens(server: Server
+                                                                         ) -> None:
+    tokens = await server.login()
+    replay = await server.post("/token", {"client_id": "tv", "grant_type": DEVICE_CODE_GRANT,
+                                          "device_code": server.device_code})
+    assert replay.status_code == 400
+    assert await server.userinfo(tokens["access_token"]) == 401
+    assert await server.introspect(tokens["access_token"]) == {"active": False}
+
+
+async def test_denylist_entries_are_purged_once_no_token_can_match(server: Server) -> None:
+    tokens = await server.login()
+    assert_revoked_answer(await server.revoke(tokens["access_token"]))
+    async with server.store.unit_of_work(read_only=True) as uow:
+        assert len(await uow.denylist.since(0, server.clock.now)) == 2  # jti and family
+    server.clock.now += 3600 + 61
+    await server.service.tokens.purge_expired()
+    async with server.store.unit_of_work(read_only=True) as uow:
+        assert await uow.denylist.since(0, 0) == []
 
 
 async def test_revoke_user_ends_every_login_of_the_person(server: Server) -> None:
