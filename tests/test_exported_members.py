@@ -22,6 +22,7 @@ ERROR_CLASSES = {
     "AccessDeniedError": ("access_denied", 400),
     "ExpiredTokenError": ("expired_token", 400),
     "InvalidTokenError": ("invalid_token", 401),
+    "UnsupportedTokenTypeError": ("unsupported_token_type", 400),
     "ServerError": ("server_error", 500),
     "TemporarilyUnavailableError": ("temporarily_unavailable", 503),
 }

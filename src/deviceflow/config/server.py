@@ -169,6 +169,17 @@ class ServerSettings(BaseSettings):
     enable_userinfo: bool = Field(
         True, description="Mount and advertise the OIDC userinfo endpoint."
     )
+    enable_revocation: bool = Field(
+        True,
+        description="Mount and advertise the token revocation endpoint (RFC 7009), with which "
+        "a client signs out: revoking a refresh token ends its login and the access tokens "
+        "issued from it.",
+    )
+    enable_introspection: bool = Field(
+        True,
+        description="Mount and advertise the token introspection endpoint (RFC 7662) for "
+        "resource servers registered as confidential clients.",
+    )
 
     # --- brute force (RFC 8628 §5.1) ------------------------------------------------------------
     limit_code_per_session: str = Field(

@@ -141,6 +141,15 @@ class InvalidTokenError(OAuthError):
         }
 
 
+class UnsupportedTokenTypeError(OAuthError):
+    """The authorization server does not support the revocation of the presented token type.
+    That is, the client tried to revoke an access token on a server not supporting this
+    feature. (RFC 7009 §2.2.1)"""
+
+    error = "unsupported_token_type"
+    description = "The server does not revoke this type of token."
+
+
 class ServerError(OAuthError):
     """The authorization server encountered an unexpected condition. (RFC 6749 §4.1.2.1)"""
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from .client_auth import AUTH_METHODS_SUPPORTED
 
+INTROSPECTION_AUTH_METHODS: tuple[str, ...] = tuple(
+    m for m in AUTH_METHODS_SUPPORTED if m != "none")
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
@@ -15,6 +18,8 @@ class Endpoints:
     token: str = "/token"
     jwks: str = "/jwks.json"
     userinfo: str = "/userinfo"
+    revocation: str = "/revoke"
+    introspection: str = "/introspect"
     verification: str = "/device"
 
 
@@ -24,6 +29,8 @@ class Features:
     scopes: tuple[str, ...]
     signing_algs: tuple[str, ...]
     userinfo: bool = True
+    revocation: bool = True
+    introspection: bool = True
 
 
 def server_metadata(issuer: str, endpoints: Endpoints, features: Features) -> dict[str, object]:
@@ -52,4 +59,14 @@ def server_metadata(issuer: str, endpoints: Endpoints, features: Features) -> di
     }
     if features.userinfo:
         meta["userinfo_endpoint"] = url(endpoints.userinfo)
+    if features.revocation:
+        # RFC 8414 §2 / RFC 7009: clients authenticate at /revoke exactly as at /token.
+        meta["revocation_endpoint"] = url(endpoints.revocation)
+        meta["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS_SUPPORTED)
+    if features.introspection:
+        # RFC 7662 §2.1: only confidential clients (a resource server registers as one), so
+        # "none" is not offered.
+        meta["introspection_endpoint"] = url(endpoints.introspection)
+        meta["introspection_endpoint_auth_methods_supported"] = list(
+            INTROSPECTION_AUTH_METHODS)
     return meta

@@ -156,6 +156,25 @@ class RefreshToken:
     rotated_at: Timestamp | None = None
 
 
+class DenyKind(StrEnum):
+    """What a denylist entry names: one access token (its ``jti``) or every access token of a
+    login (its refresh-token family, the access token's ``fam`` claim)."""
+
+    JTI = "jti"
+    FAMILY = "family"
+
+
+@dataclass(frozen=True, slots=True)
+class DeniedToken:
+    """A denylist entry: access tokens matching it are refused although their signature holds.
+    Kept until ``expires_at``, when every token it could match has expired on its own."""
+
+    kind: DenyKind
+    value: str
+    expires_at: Timestamp
+    created_at: Timestamp
+
+
 @dataclass(frozen=True, slots=True)
 class DevicePolicy:
     """Server-wide knobs the device authorization endpoint applies (RFC 8628 §3.2)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +12,13 @@ from .scopes import OPENID, PROFILE
 
 ACCESS_TOKEN_TYP = "at+jwt"
 """RFC 9068 §2.1: "Resource servers MUST verify that the typ header value is at+jwt"."""
+
+ID_TOKEN_TYP = "JWT"
+
+FAMILY_CLAIM = "fam"
+"""The private claim naming the login (refresh-token family) an access token came from, so that
+revoking the login denies its access tokens too (``server/denylist.py``). Its value is a hash
+derived from the device code, random to anyone else: it names a login, never a person."""
 
 
 class Signer(Protocol):
@@ -32,6 +40,8 @@ class Grant:
     scope: tuple[str, ...]
     auth_time: float
     grant_type: str
+    family_id: str | None = None
+    """The login this grant belongs to (``RefreshToken.family_id``), sent as ``fam``."""
 
 
 def access_token_claims(
@@ -43,8 +53,8 @@ def access_token_claims(
     ``gty`` (a private claim, named as Auth0 names it) is the ``grant_type`` value of the grant
     that began the login, e.g. ``urn:ietf:params:oauth:grant-type:device_code``; a refresh keeps
     it, so a resource server can hold tokens from a device login to its own policy however
-    often they were refreshed."""
-    return {
+    often they were refreshed. ``fam`` (``FAMILY_CLAIM``) names the login for revocation."""
+    claims: dict[str, object] = {
         "iss": policy.issuer,
         "sub": grant.user.user_id,
         "aud": policy.access_token_audience or policy.issuer,
@@ -56,6 +66,51 @@ def access_token_claims(
         "jti": jti,
         "gty": grant.grant_type,
     }
+    if grant.family_id is not None:
+        claims[FAMILY_CLAIM] = grant.family_id
+    return claims
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """The claims of an access token whose signature and ``typ`` were verified, typed."""
+
+    jti: str
+    client_id: str
+    sub: str
+    iss: str
+    iat: int
+    exp: int
+    scope: tuple[str, ...]
+    aud: str | None
+    gty: str | None
+    family_id: str | None
+
+    def active(self, now: float) -> bool:
+        """RFC 9068 §4: the resource server MUST reject a token whose ``exp`` has passed."""
+        return now < self.exp
+
+
+def read_access_token(claims: Mapping[str, object], issuer: str) -> AccessToken | None:
+    """Verified ``claims`` as an ``AccessToken``; None when they are not one of ours (RFC 9068
+    §4: the ``iss`` MUST match the issuer) or lack a REQUIRED claim (§2.2)."""
+    jti, client_id, sub = claims.get("jti"), claims.get("client_id"), claims.get("sub")
+    iat, exp, scope = claims.get("iat"), claims.get("exp"), claims.get("scope", "")
+    aud, gty, fam = claims.get("aud"), claims.get("gty"), claims.get(FAMILY_CLAIM)
+    if (
+        claims.get("iss") != issuer
+        or not isinstance(jti, str) or not isinstance(client_id, str)
+        or not isinstance(sub, str) or not isinstance(scope, str)
+        or not isinstance(iat, int) or not isinstance(exp, int)
+    ):
+        return None
+    return AccessToken(
+        jti=jti, client_id=client_id, sub=sub, iss=issuer, iat=iat, exp=exp,
+        scope=tuple(scope.split()),
+        aud=aud if isinstance(aud, str) else None,
+        gty=gty if isinstance(gty, str) else None,
+        family_id=fam if isinstance(fam, str) else None,
+    )
 
 
 def id_token_claims(grant: Grant, policy: TokenPolicy, now: int) -> dict[str, object]:
@@ -93,7 +148,7 @@ def issue(
         access_token_claims(grant, policy, issued_at, jti), ACCESS_TOKEN_TYP
     )
     id_token = (
-        signer.sign(id_token_claims(grant, policy, issued_at), "JWT")
+        signer.sign(id_token_claims(grant, policy, issued_at), ID_TOKEN_TYP)
         if OPENID in grant.scope
         else None
     )

@@ -14,6 +14,7 @@ from ..protocol.models import (
     BrowserSession,
     Client,
     ClientChanges,
+    DeniedToken,
     DeviceAuthorization,
     DeviceStatus,
     RefreshToken,
@@ -89,7 +90,26 @@ class RefreshTokenRepository(Protocol):
     async def revoke_family(self, family_id: str) -> int:
         """Revoke every not-yet-revoked token of the family; how many changed (idempotent)."""
 
+    async def families(self, user_id: str) -> Sequence[str]:
+        """The ids of the user's families that still hold a token not revoked, sorted."""
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int: ...
+
+
+class DenylistRepository(Protocol):
+    """Access tokens refused before their expiry (revocation, RFC 7009 §2), by ``jti`` or by
+    family. Readers cache it (``server/denylist.py``) and fetch only what is new."""
+
+    async def add(self, entry: DeniedToken) -> bool:
+        """Insert unless an entry of the same kind and value exists (idempotent: the first one
+        stays); True when this call inserted it."""
+
+    async def since(self, created_from: Timestamp, now: Timestamp) -> Sequence[DeniedToken]:
+        """Entries created at or after ``created_from`` that have not expired by ``now``."""
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) entries whose ``expires_at`` is before
+        ``expired_before``; return how many were deleted."""
 
 
 class SecretEncryption(StrEnum):
@@ -161,6 +181,8 @@ class UnitOfWork(Protocol):
     def secrets(self) -> SecretRepository: ...
     @property
     def browser_sessions(self) -> BrowserSessionRepository: ...
+    @property
+    def denylist(self) -> DenylistRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -14,6 +14,8 @@ from ..protocol.models import (
     BrowserSessionStatus,
     Client,
     ClientChanges,
+    DeniedToken,
+    DenyKind,
     DeviceAuthorization,
     DeviceStatus,
     RefreshStatus,
@@ -33,6 +35,7 @@ class _State:
         self.refresh: dict[str, RefreshToken] = {}
         self.secrets: dict[str, StoredSecret] = {}
         self.browser_sessions: dict[str, BrowserSession] = {}
+        self.denylist: dict[tuple[DenyKind, str], DeniedToken] = {}
 
 
 class MemoryClients:
@@ -195,10 +198,34 @@ class MemoryRefreshTokens:
                 count += 1
         return count
 
+    async def families(self, user_id: str) -> Sequence[str]:
+        return sorted({t.family_id for t in self._s.refresh.values()
+                       if t.user_id == user_id and t.status is not RefreshStatus.REVOKED})
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         doomed = [k for k, t in self._s.refresh.items() if t.expires_at < expired_before][:limit]
         for key in doomed:
             del self._s.refresh[key]
+        return len(doomed)
+
+
+class MemoryDenylist:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, entry: DeniedToken) -> bool:
+        # setdefault: the test and the insert are one step on the event loop.
+        return self._s.denylist.setdefault((entry.kind, entry.value), entry) is entry
+
+    async def since(self, created_from: Timestamp, now: Timestamp) -> Sequence[DeniedToken]:
+        return [e for e in self._s.denylist.values()
+                if e.created_at >= created_from and e.expires_at > now]
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        entries = self._s.denylist
+        doomed = [k for k, e in entries.items() if e.expires_at < expired_before][:limit]
+        for key in doomed:
+            del entries[key]
         return len(doomed)
 
 
@@ -274,6 +301,7 @@ class MemoryUnitOfWork:
         self.refresh_tokens = MemoryRefreshTokens(state)
         self.secrets = MemorySecrets(state)
         self.browser_sessions = MemoryBrowserSessions(state)
+        self.denylist = MemoryDenylist(state)
 
     async def __aenter__(self) -> Self:
         return self

@@ -20,6 +20,8 @@ from deviceflow.protocol.models import (
     Client,
     ClientChanges,
     ClientType,
+    DeniedToken,
+    DenyKind,
     DeviceAuthorization,
     DeviceStatus,
     RefreshStatus,
@@ -953,3 +955,77 @@ async def test_an_integrity_error_that_is_no_duplicate_is_not_already_exists(
     async with sql_backend.store.unit_of_work() as uow:
         assert await uow.device_authorizations.get_by_device_code("device-0001") is None
         assert await uow.device_authorizations.get_by_device_code("device-0002") == a_device(2)
+
+
+# ------------------------------------------------------------------------------ token denylist
+
+
+def an_entry(value: str = "jti-1", kind: DenyKind = DenyKind.JTI, **changes: object
+             ) -> DeniedToken:
+    entry = DeniedToken(kind, value, expires_at=NOW + 3600.5, created_at=NOW + 0.25)
+    return dataclasses.replace(entry, **changes)  # type: ignore[arg-type]
+
+
+async def test_denylist_add_is_idempotent_and_the_first_entry_stays(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        assert await uow.denylist.add(an_entry())
+        assert not await uow.denylist.add(an_entry(expires_at=NOW + 9999))
+        # Same value, other kind: a separate entry.
+        assert await uow.denylist.add(an_entry(kind=DenyKind.FAMILY))
+        await uow.commit()
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        entries = await uow.denylist.since(NOW - 1, NOW)
+    assert sorted(entries, key=lambda e: e.kind) == [
+        an_entry(kind=DenyKind.FAMILY), an_entry()]
+
+
+async def test_denylist_since_reads_new_unexpired_entries_only(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        await uow.denylist.add(an_entry("old", created_at=NOW - 10))
+        await uow.denylist.add(an_entry("new", created_at=NOW))
+        await uow.denylist.add(an_entry("later", created_at=NOW + 5))
+        await uow.denylist.add(an_entry("expired", created_at=NOW, expires_at=NOW + 1))
+        await uow.commit()
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        found = await uow.denylist.since(NOW, NOW + 1)
+    assert sorted(e.value for e in found) == ["later", "new"]  # created_from is inclusive
+
+
+async def test_concurrent_denylist_adds_store_one_entry(backend: Backend) -> None:
+    async def add(uow: UnitOfWork) -> bool:
+        return await uow.denylist.add(an_entry(kind=DenyKind.FAMILY))
+
+    assert (await concurrently(backend, add)).count(True) == 1
+
+
+async def test_denylist_purge_deletes_expired_entries_in_batches(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        for n in range(5):
+            await uow.denylist.add(an_entry(f"gone-{n}", expires_at=NOW - 1 - n))
+        await uow.denylist.add(an_entry("kept", expires_at=NOW))  # at the cut-off: kept
+        # An expired jti entry must not take a live family entry of the same value with it.
+        await uow.denylist.add(an_entry("gone-0", kind=DenyKind.FAMILY, expires_at=NOW + 60))
+        await uow.commit()
+    batches = []
+    for _ in range(4):
+        async with backend.store.unit_of_work() as uow:
+            batches.append(await uow.denylist.purge(NOW, 2))
+            await uow.commit()
+    assert batches == [2, 2, 1, 0]
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        left = await uow.denylist.since(0, 0)
+    assert sorted((e.kind.value, e.value) for e in left) == [("family", "gone-0"),
+                                                             ("jti", "kept")]
+
+
+async def test_families_of_a_user_are_those_with_a_token_not_revoked(backend: Backend) -> None:
+    async with backend.store.unit_of_work() as uow:
+        await uow.refresh_tokens.add(a_token(1, "family-b"))
+        await uow.refresh_tokens.add(a_token(2, "family-a", status=RefreshStatus.ROTATED))
+        await uow.refresh_tokens.add(a_token(3, "family-a"))
+        await uow.refresh_tokens.add(a_token(4, "family-c", status=RefreshStatus.REVOKED))
+        await uow.refresh_tokens.add(a_token(5, "family-d", user_id="sub-bob"))
+        await uow.commit()
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert list(await uow.refresh_tokens.families("sub-ada")) == ["family-a", "family-b"]
+        assert list(await uow.refresh_tokens.families("sub-nobody")) == []

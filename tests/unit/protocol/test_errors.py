@@ -24,6 +24,7 @@ from deviceflow.protocol.errors import (
     TemporarilyUnavailableError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
+    UnsupportedTokenTypeError,
 )
 
 TABLE = [
@@ -38,6 +39,7 @@ TABLE = [
     (AccessDeniedError, "access_denied", 400),
     (ExpiredTokenError, "expired_token", 400),
     (InvalidTokenError, "invalid_token", 401),
+    (UnsupportedTokenTypeError, "unsupported_token_type", 400),
     (ServerError, "server_error", 500),
     (TemporarilyUnavailableError, "temporarily_unavailable", 503),
 ]

@@ -276,7 +276,9 @@ async def test_userinfo_refuses_tokens_that_are_not_ours_now(
 
 async def test_userinfo_describes_the_subject_by_scope(world: World) -> None:
     sign = world.service.keyring.signer.sign
-    base = {"iss": ISSUER, "sub": "sub-alice", "exp": 4_000_000_000}
+    # RFC 9068 §2.2's REQUIRED claims: a token lacking one is not an access token of ours.
+    base = {"iss": ISSUER, "sub": "sub-alice", "exp": 4_000_000_000, "iat": 1, "jti": "j1",
+            "client_id": "tv"}
     assert await world.service.tokens.userinfo(
         sign({**base, "scope": "openid"}, ACCESS_TOKEN_TYP)) \
         == {"sub": "sub-alice"}

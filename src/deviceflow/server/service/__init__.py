@@ -1,7 +1,8 @@
 """The only place that opens a transaction: load → protocol decides → persist.
 
 Split by concern, each part composing the few ports it needs from one ``ServiceContext``:
-``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``verification``
+``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``revocation``
+(ending logins and access tokens, RFC 7009), ``introspection`` (RFC 7662), ``verification``
 (the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
 kept on the server), ``admin`` (the operator's users and clients). Nothing here knows about HTTP.
 """
@@ -19,6 +20,8 @@ from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
+from .introspection import IntrospectionService
+from .revocation import LoginEnded, RevocationService
 from .sessions import SessionService, SignedIn
 from .tokens import TokenService
 from .verification import (
@@ -52,6 +55,8 @@ class DeviceFlowService:
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)
         self.sessions = SessionService(self.ctx)
+        self.revocation = RevocationService(self.ctx)
+        self.introspection = IntrospectionService(self.ctx, self.revocation)
 
     @property
     def store(self) -> Store:
@@ -87,7 +92,10 @@ __all__ = [
     "CodeRefused",
     "DecisionOutcome",
     "DeviceFlowService",
+    "IntrospectionService",
+    "LoginEnded",
     "PendingRequest",
+    "RevocationService",
     "ServiceContext",
     "ServicePolicy",
     "SessionService",

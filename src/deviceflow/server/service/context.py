@@ -1,5 +1,5 @@
 """What every part of the service shares: the ports (store, keys, limits, polling state), the
-policy, the clock, and a short cache of client records."""
+policy, the clock, the access-token denylist, and a short cache of client records."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ...protocol.codes import CodeSource, SecretsCodeSource
 from ...protocol.models import Client, DevicePolicy, Timestamp, TokenPolicy
 from ...storage.interface import Store
+from ..denylist import Denylist
 from ..keys import KeyRing
 from ..polling import MemoryPollState, PollState
 from ..ratelimit import Limiter
@@ -48,6 +49,7 @@ class ServiceContext:
         clock: Clock = time.time,
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
+        denylist: Denylist | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -56,6 +58,7 @@ class ServiceContext:
         self.clock = clock
         self.codes = codes or SecretsCodeSource()
         self.poll_state: PollState = poll_state or MemoryPollState()
+        self.denylist = denylist or Denylist(store, clock)
         self._clients: dict[str, tuple[Client, float]] = {}
 
     def now(self) -> Timestamp:

@@ -34,6 +34,7 @@ from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
 from ..ratelimit import ip_key
 from .context import ServiceContext
+from .revocation import RevocationService
 
 log = logging.getLogger("deviceflow.service")
 
@@ -48,6 +49,7 @@ winning the compare-and-set first; then it is refused, and the family is left al
 class TokenService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self._revocation = RevocationService(ctx)
         self._grants = {
             device_code.GRANT_TYPE: self._device_code_grant,
             refresh_token.GRANT_TYPE: self._refresh_token_grant,
@@ -149,7 +151,7 @@ class TokenService:
         if isinstance(decision, device_code.Redeem):
             return await self._redeem(decision, client, now)
         if isinstance(decision, device_code.Replayed):
-            return await self._revoke_replayed(decision)
+            return await self._revoke_replayed(decision, client)
         # Pending or slow_down: record the poll. If another poll of this code got there first,
         # this one came too fast by definition, so it is answered slow_down.
         assert stored is not None  # poll() raised for a missing record
@@ -169,24 +171,26 @@ class TokenService:
             user = await uow.users.get(new.user_id) if new.user_id is not None else None
             if user is None or new.auth_time is None:
                 return InvalidGrantError("approving user no longer exists")
+            family = device_code.family_id(new)
             grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time,
-                                 device_code.GRANT_TYPE)
+                                 device_code.GRANT_TYPE, family)
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
                 plain = ctx.codes.token()
                 await uow.refresh_tokens.add(refresh_token.start_family(
-                    grant, ctx.keyring.hasher.refresh_token(plain),
-                    device_code.family_id(new), now, ctx.policy.token))
+                    grant, ctx.keyring.hasher.refresh_token(plain), family, now,
+                    ctx.policy.token))
             await uow.commit()
         return self._tokens(grant, now, plain)
 
-    async def _revoke_replayed(self, decision: device_code.Replayed) -> OAuthError:
-        """RFC 6749 §4.1.2: a redeemed code polled again is refused, and the refresh tokens
-        issued from it are revoked (idempotent: a revoked family stays revoked). Access tokens
-        are self-contained JWTs and stay valid until they expire."""
-        async with self.ctx.store.unit_of_work() as uow:
-            count = await uow.refresh_tokens.revoke_family(decision.family_id)
-            await uow.commit()
+    async def _revoke_replayed(self, decision: device_code.Replayed, client: Client
+                               ) -> OAuthError:
+        """RFC 6749 §4.1.2: a redeemed code polled again is refused, and "the authorization
+        server SHOULD revoke (when possible) all tokens previously issued based on that
+        authorization code": its refresh tokens, and its access tokens through the denylist
+        (idempotent: a revoked family stays revoked)."""
+        count = await self._revocation.revoke_family(
+            decision.family_id, actor=f"client:{client.client_id}")
         if count:
             log.warning("redeemed device code replayed; revoked %d refresh tokens", count)
         return InvalidGrantError("device code already redeemed")
@@ -214,9 +218,12 @@ class TokenService:
                     request, token, successor, client, now, policy.refresh_token_reuse_grace
                 )
                 if isinstance(decision, refresh_token.RevokeFamily):
-                    count = await uow.refresh_tokens.revoke_family(decision.family_id)
+                    ended = await self._revocation.revoke_family_in(
+                        uow, decision.family_id, actor=f"client:{client.client_id}")
                     await uow.commit()
-                    log.warning("rotated refresh token replayed; revoked %d in its family", count)
+                    self._revocation.committed(ended)
+                    log.warning("rotated refresh token replayed; revoked %d in its family",
+                                ended.refresh_tokens)
                     return InvalidGrantError("refresh token reuse")
                 old = decision.old
                 user = await uow.users.get(old.user_id)
@@ -235,7 +242,7 @@ class TokenService:
                 log.info("refresh token presented again within the reuse grace window; "
                          "its unused successor was replaced")
             grant = tokens.Grant(user, client.client_id, decision.scope, old.auth_time,
-                                 old.grant_type)
+                                 old.grant_type, old.family_id)
             return self._tokens(grant, now, plain)
         return InvalidGrantError("refresh token contended by concurrent requests")
 
@@ -250,33 +257,35 @@ class TokenService:
     # --- OIDC Core §5.3 userinfo ----------------------------------------------------------------
 
     async def userinfo(self, access_token: str) -> dict[str, str]:
-        """Verify an RFC 9068 access token (signature, typ, iss, exp) and describe its subject."""
+        """Verify an RFC 9068 access token (signature, typ, iss, exp), refuse a revoked one
+        (the denylist, by ``jti`` and by login) and describe its subject."""
         ctx = self.ctx
         try:
             claims = ctx.keyring.verify(access_token, tokens.ACCESS_TOKEN_TYP)
         except TokenVerificationError as exc:
             raise InvalidTokenError(str(exc)) from None
-        exp = claims.get("exp")
-        if claims.get("iss") != ctx.policy.token.issuer or not isinstance(exp, int):
-            raise InvalidTokenError("wrong issuer or no exp")
-        if exp <= ctx.clock():
+        token = tokens.read_access_token(claims, ctx.policy.token.issuer)
+        if token is None:
+            raise InvalidTokenError("wrong issuer or a required claim missing")
+        if not token.active(ctx.clock()):
             raise InvalidTokenError("expired")
-        sub = claims.get("sub")
+        if await ctx.denylist.denied(token.jti, token.family_id):
+            raise InvalidTokenError("revoked")
         async with ctx.store.unit_of_work(read_only=True) as uow:
-            user = await uow.users.get(sub) if isinstance(sub, str) else None
+            user = await uow.users.get(token.sub)
         if user is None:
             raise InvalidTokenError("subject no longer exists")
         info = {"sub": user.user_id}
-        scope = claims.get("scope")
-        if isinstance(scope, str) and PROFILE in scope.split(" "):
+        if PROFILE in token.scope:
             info.update(tokens.profile_claims(user))
         return info
 
     # --- housekeeping ----------------------------------------------------------------------------
 
     async def purge_expired(self, batch: int = 500) -> int:
-        """Delete device codes past their ``expired_token`` window and expired refresh tokens, in
-        small batches so no request waits long behind the purge."""
+        """Delete device codes past their ``expired_token`` window, expired refresh tokens and
+        denylist entries that can match no live token, in small batches so no request waits
+        long behind the purge."""
         ctx = self.ctx
         now = ctx.clock()
         async with ctx.store.unit_of_work() as uow:
@@ -284,5 +293,6 @@ class TokenService:
                 now - ctx.policy.expired_code_retention, batch
             )
             n += await uow.refresh_tokens.purge(now, batch)
+            n += await uow.denylist.purge(now, batch)
             await uow.commit()
         return n

@@ -38,7 +38,16 @@ from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
 from ..service import DeviceFlowService, ServicePolicy
 from . import errors
-from .endpoints import device_authorization, discovery, health, token, userinfo, verification
+from .endpoints import (
+    device_authorization,
+    discovery,
+    health,
+    introspect,
+    revoke,
+    token,
+    userinfo,
+    verification,
+)
 from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
 
 log = logging.getLogger("deviceflow.server")
@@ -151,7 +160,9 @@ def create_app(
         app.state.metadata = server_metadata(
             issuer, ENDPOINTS,
             Features(grant_types=grants, scopes=scopes, signing_algs=keyring.algorithms,
-                     userinfo=settings.enable_userinfo),
+                     userinfo=settings.enable_userinfo,
+                     revocation=settings.enable_revocation,
+                     introspection=settings.enable_introspection),
         )
         purger = asyncio.create_task(_purge_forever(service, settings.purge_interval))
         try:
@@ -176,6 +187,10 @@ def create_app(
     ]
     if settings.enable_userinfo:
         routes.extend(userinfo.routes)
+    if settings.enable_revocation:
+        routes.extend(revoke.routes)
+    if settings.enable_introspection:
+        routes.extend(introspect.routes)
 
     https = urlsplit(issuer).scheme == "https"
     middleware = [

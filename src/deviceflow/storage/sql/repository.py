@@ -44,6 +44,7 @@ from ..interface import (
     StoredSecret,
 )
 from . import tables as t
+from .denylist import SqlDenylist
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
@@ -374,6 +375,12 @@ _REFRESH_REVOKE_FAMILY = (
     )
     .values(status=RefreshStatus.REVOKED.value)
 )
+_REFRESH_FAMILIES = (
+    select(_r.c.family_id)
+    .where(_r.c.user_id == bindparam("b_user_id"), _r.c.status != RefreshStatus.REVOKED.value)
+    .distinct()
+    .order_by(_r.c.family_id)
+)
 _REFRESH_PURGE = _purge_statement(_r, _r.c.token_hash)
 
 
@@ -470,6 +477,10 @@ class SqlRefreshTokens:
         result = await self._conn.execute(_REFRESH_REVOKE_FAMILY, params)
         return result.rowcount
 
+    async def families(self, user_id: str) -> Sequence[str]:
+        result = await self._conn.execute(_REFRESH_FAMILIES, {"b_user_id": user_id})
+        return list(result.scalars())
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         """Delete up to ``limit`` tokens whose ``expires_at`` is before ``expired_before``."""
         return await _purge(self._conn, _REFRESH_PURGE, expired_before, limit)
@@ -544,6 +555,7 @@ class SqlUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    denylist: SqlDenylist
 
     __slots__ = (
         "_conn",
@@ -554,6 +566,7 @@ class SqlUnitOfWork:
         "_read_only",
         "browser_sessions",
         "clients",
+        "denylist",
         "device_authorizations",
         "refresh_tokens",
         "secrets",
@@ -609,6 +622,7 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.denylist = SqlDenylist(conn)
         return self
 
     async def __aexit__(
@@ -771,8 +785,9 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    denylist: SqlDenylist
 
-    __slots__ = ("_reader", "browser_sessions", "clients", "device_authorizations",
+    __slots__ = ("_reader", "browser_sessions", "clients", "denylist", "device_authorizations",
                  "refresh_tokens", "secrets", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
@@ -786,6 +801,7 @@ class InlineReadUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.denylist = SqlDenylist(conn)
         return self
 
     async def __aexit__(

@@ -106,6 +106,7 @@ refresh_tokens = Table(
     Column("rotated_at", Double, nullable=True),
     CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
     Index(None, "family_id"),  # revoke_family on replay
+    Index(None, "user_id"),  # a person's families, to revoke them all (migration 0005)
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
@@ -119,6 +120,19 @@ browser_sessions = Table(
     Column("status", Text, nullable=False),
     CheckConstraint("status IN ('active', 'revoked')", name="status"),
     Index(None, "user_id"),  # revoke_all_for_user on a password change or an operator's signout
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
+token_denylist = Table(
+    "token_denylist",
+    metadata,
+    # 'jti': one access token; 'family': every access token of one login (its ``fam`` claim).
+    Column("kind", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("expires_at", Double, nullable=False),  # when every token it matches has expired
+    Column("created_at", Double, nullable=False),  # readers fetch only entries newer than this
+    CheckConstraint("kind IN ('jti', 'family')", name="kind"),
+    Index(None, "created_at"),
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
@@ -141,5 +155,6 @@ __all__ = [
     "metadata",
     "refresh_tokens",
     "server_secrets",
+    "token_denylist",
     "users",
 ]

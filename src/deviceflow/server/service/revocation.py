@@ -1,0 +1,145 @@
+"""Revocation: ending a login (its refresh-token family and the access tokens issued from it), all
+of a person's logins, or one access token; and the revocation endpoint (RFC 7009 §2).
+
+Every path that ends a login goes through ``revoke_family_in``: the refresh tokens are revoked
+and the family's denylist entry written in one transaction, so they commit together or not at
+all, and the access tokens of the login are refused from then on (``server/denylist.py``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ...protocol import client_auth, revocation, tokens
+from ...protocol.models import Client, DeniedToken, RefreshToken
+from ...protocol.params import FormParams
+from ...protocol.revocation import TokenKind
+from ...storage.interface import UnitOfWork
+from ..keys import TokenVerificationError
+from .context import ServiceContext
+
+log = logging.getLogger("deviceflow.service")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginEnded:
+    """What ``revoke_family_in`` wrote: hand it to ``committed`` after the commit."""
+
+    refresh_tokens: int
+    """How many refresh tokens of the family were still active (or rotated) and are revoked."""
+    entries: tuple[DeniedToken, ...]
+
+
+class RevocationService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # --- ending logins --------------------------------------------------------------------------
+
+    async def revoke_family(self, family_id: str, *, actor: str) -> int:
+        """Revoke every refresh token of the family and deny its access tokens; returns how many
+        refresh tokens were active."""
+        async with self.ctx.store.unit_of_work() as uow:
+            ended = await self.revoke_family_in(uow, family_id, actor=actor)
+            await uow.commit()
+        self.committed(ended)
+        return ended.refresh_tokens
+
+    async def revoke_user(self, user_id: str, *, actor: str) -> int:
+        """revoke_family for every family of the user; returns families revoked."""
+        async with self.ctx.store.unit_of_work() as uow:
+            families = await uow.refresh_tokens.families(user_id)
+            ended = [await self.revoke_family_in(uow, family, actor=actor)
+                     for family in families]
+            await uow.commit()
+        for one in ended:
+            self.committed(one)
+        return len(families)
+
+    async def revoke_family_in(self, uow: UnitOfWork, family_id: str, *, actor: str
+                               ) -> LoginEnded:
+        """The one step every path that ends a login takes, inside the caller's transaction:
+        revoke the family's refresh tokens (idempotent) and deny its access tokens. ``actor``
+        is "person", "operator" or "client:<client_id>"."""
+        ctx = self.ctx
+        entry = revocation.family_entry(family_id, ctx.clock(),
+                                        ctx.policy.token.access_token_lifetime)
+        count = await uow.refresh_tokens.revoke_family(family_id)
+        await uow.denylist.add(entry)
+        log.info("login ended by %s: %d refresh tokens revoked, its access tokens denied",
+                 actor, count)
+        return LoginEnded(count, (entry,))
+
+    def committed(self, ended: LoginEnded) -> None:
+        """After the commit: this worker refuses the tokens at once (others within a second)."""
+        self.ctx.denylist.note(ended.entries)
+
+    # --- RFC 7009 §2 -----------------------------------------------------------------------------
+
+    async def revoke(self, params: FormParams, authorization: str | None) -> None:
+        """RFC 7009 §2.1–2.2: the client authenticates as at the token endpoint; the token is
+        looked up as the hinted kind first, then as the other; the answer is 200 whether or not
+        anything was revoked, except ``unsupported_token_type`` for an ID token (§2.2.1)."""
+        ctx = self.ctx
+        request = revocation.parse_token_request(params)
+        credentials = client_auth.parse_client_credentials(authorization, params)
+        client = client_auth.authenticate_client(
+            credentials, await ctx.client(credentials.client_id))
+        for kind in revocation.lookup_order(request.hint):
+            decision = await self._decide(kind, request.token, client)
+            if decision is not None:
+                await self._apply(decision, client)
+                return
+        claims = self._verified(request.token, tokens.ID_TOKEN_TYP)
+        if claims is not None:
+            revocation.refuse_id_token(claims, client, ctx.policy.token.issuer)
+
+    async def _decide(self, kind: TokenKind, token: str, client: Client
+                      ) -> revocation.RevocationDecision | None:
+        ctx = self.ctx
+        if kind is TokenKind.REFRESH_TOKEN:
+            stored = await self.refresh_token(token)
+            return None if stored is None else revocation.revoke_refresh_token(stored, client)
+        access = self.access_token(token)
+        return None if access is None else revocation.revoke_access_token(
+            access, client, ctx.clock())
+
+    async def _apply(self, decision: revocation.RevocationDecision, client: Client) -> None:
+        if isinstance(decision, revocation.NothingToRevoke):
+            log.info("revocation request changed nothing: %s", decision.reason)
+            return
+        actor = f"client:{client.client_id}"
+        entries: list[DeniedToken] = []
+        async with self.ctx.store.unit_of_work() as uow:
+            family = decision.family_id
+            if family is not None:
+                entries.extend((await self.revoke_family_in(uow, family, actor=actor)).entries)
+            if isinstance(decision, revocation.DenyAccessToken) and decision.entry is not None:
+                await uow.denylist.add(decision.entry)
+                entries.append(decision.entry)
+                log.info("access token revoked by %s", actor)
+            await uow.commit()
+        self.ctx.denylist.note(entries)
+
+    # --- lookups shared with introspection ------------------------------------------------------
+
+    async def refresh_token(self, token: str) -> RefreshToken | None:
+        """The stored refresh token ``token`` is, whatever its status."""
+        token_hash = self.ctx.keyring.hasher.refresh_token(token)
+        async with self.ctx.store.unit_of_work(read_only=True) as uow:
+            return await uow.refresh_tokens.get(token_hash)
+
+    def access_token(self, token: str) -> tokens.AccessToken | None:
+        """An access token of ours (signature, ``typ`` at+jwt, ``iss``), expired or not."""
+        claims = self._verified(token, tokens.ACCESS_TOKEN_TYP)
+        return None if claims is None else tokens.read_access_token(
+            claims, self.ctx.policy.token.issuer)
+
+    def _verified(self, token: str, typ: str) -> dict[str, object] | None:
+        try:
+            return self.ctx.keyring.verify(token, typ)
+        except TokenVerificationError:
+            return None
+
+
+__all__ = ["LoginEnded", "RevocationService"]
