@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.integration.cli.clikit import Cli
 from tests.integration.cli.livekit import start_login, unique
@@ -91,11 +92,28 @@ def test_login_cache_refresh_and_logout(live_server: Any, tmp_path: Path) -> Non
     assert inspected.returncode == 0
     assert '"iss": "' + live_server.issuer in inspected.stdout
 
+    # Logout revokes at our own server (RFC 7009 /revoke): the refresh token and the access
+    # token it cached stop working there, not only in this cache.
+    current = json.loads(token_file.read_text())
+    live_refresh, live_access = current["refresh_token"], renewed.stdout.strip()
     logout = cli.run("logout", "--profile", "srv")
-    assert logout.returncode == 0
+    assert logout.returncode == 0, logout.stderr
+    assert "revoked" in logout.stderr
     assert "forgotten locally" in logout.stderr
+    for secret in (live_refresh, live_access):
+        assert secret not in logout.stderr
+        assert secret not in logout.stdout
     assert cli.token_files() == []
     assert "Not signed in." in cli.run("status").stdout
+    client_id = json.loads(cli.run("show-profile", "srv", "--output", "json").stdout)["client_id"]
+    with httpx.Client(base_url=live_server.issuer, timeout=10) as http:
+        refreshed = http.post("/token", data={"grant_type": "refresh_token",
+                                              "refresh_token": live_refresh,
+                                              "client_id": client_id})
+        assert refreshed.status_code == 400
+        assert refreshed.json()["error"] == "invalid_grant"
+        userinfo = http.get("/userinfo", headers={"Authorization": f"Bearer {live_access}"})
+        assert userinfo.status_code == 401
 
 
 def test_denied_sign_in_exits_4(live_server: Any, tmp_path: Path) -> None:
