@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from ...protocol import client_auth, device_authorization, tokens
+from ...protocol.audit import AuditActor, AuditEventType
 from ...protocol.device_authorization import (
     DeviceAuthorizationRequest,
     DeviceAuthorizationResponse,
@@ -105,7 +106,12 @@ class TokenService:
                     await uow.device_authorizations.add(record)
                 except AlreadyExistsError:
                     continue  # a live code already has this user code: draw another
+                event = await ctx.audit.append(
+                    uow, AuditEventType.DEVICE_AUTHORIZATION_REQUESTED,
+                    client_id=client.client_id, family_id=device_code.family_id(record),
+                    origin=origin)
                 await uow.commit()
+                ctx.audit.emit(event)
                 return response
         raise ServerError("could not allocate a unique user code")
 
@@ -177,17 +183,29 @@ class TokenService:
                 await uow.refresh_tokens.add(refresh_token.start_family(
                     grant, ctx.keyring.hasher.refresh_token(plain),
                     device_code.family_id(new), now, ctx.policy.token))
+            event = await ctx.audit.append(
+                uow, AuditEventType.TOKENS_ISSUED, user_id=user.user_id,
+                client_id=client.client_id, family_id=device_code.family_id(new),
+                grant_type=device_code.GRANT_TYPE,
+                detail="with refresh token" if plain else None)
             await uow.commit()
+        ctx.audit.emit(event)
         return self._tokens(grant, now, plain)
 
     async def _revoke_replayed(self, decision: device_code.Replayed) -> OAuthError:
         """RFC 6749 §4.1.2: a redeemed code polled again is refused, and the refresh tokens
         issued from it are revoked (idempotent: a revoked family stays revoked). Access tokens
         are self-contained JWTs and stay valid until they expire."""
+        audit = self.ctx.audit
         async with self.ctx.store.unit_of_work() as uow:
             count = await uow.refresh_tokens.revoke_family(decision.family_id)
+            event = await audit.append(
+                uow, AuditEventType.REVOKED, family_id=decision.family_id,
+                actor=AuditActor.SERVER,
+                detail=f"device code replayed; {count} refresh tokens") if count else None
             await uow.commit()
-        if count:
+        if event is not None:
+            audit.emit(event)
             log.warning("redeemed device code replayed; revoked %d refresh tokens", count)
         return InvalidGrantError("device code already redeemed")
 
@@ -215,7 +233,12 @@ class TokenService:
                 )
                 if isinstance(decision, refresh_token.RevokeFamily):
                     count = await uow.refresh_tokens.revoke_family(decision.family_id)
+                    event = await ctx.audit.append(
+                        uow, AuditEventType.REFRESH_REUSE_DETECTED,
+                        user_id=token.user_id if token else None, client_id=client.client_id,
+                        family_id=decision.family_id, detail=f"{count} refresh tokens revoked")
                     await uow.commit()
+                    ctx.audit.emit(event)
                     log.warning("rotated refresh token replayed; revoked %d in its family", count)
                     return InvalidGrantError("refresh token reuse")
                 old = decision.old
@@ -230,7 +253,14 @@ class TokenService:
                     won = await uow.refresh_tokens.reissue(old.token_hash, decision.replaced, new)
                 if not won:
                     continue  # a concurrent request changed the family first: decide again
+                event = await ctx.audit.append(
+                    uow, AuditEventType.REFRESHED, user_id=old.user_id,
+                    client_id=client.client_id, family_id=old.family_id,
+                    grant_type=refresh_token.GRANT_TYPE,
+                    detail="reissued within the reuse grace window"
+                    if isinstance(decision, refresh_token.ReissueWithinGrace) else None)
                 await uow.commit()
+            ctx.audit.emit(event)
             if isinstance(decision, refresh_token.ReissueWithinGrace):
                 log.info("refresh token presented again within the reuse grace window; "
                          "its unused successor was replaced")

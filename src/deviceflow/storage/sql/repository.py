@@ -44,6 +44,7 @@ from ..interface import (
     StoredSecret,
 )
 from . import tables as t
+from .audit import SqlAuditLog
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
@@ -544,6 +545,7 @@ class SqlUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    audit_log: SqlAuditLog
 
     __slots__ = (
         "_conn",
@@ -552,6 +554,7 @@ class SqlUnitOfWork:
         "_lock",
         "_lock_timeout",
         "_read_only",
+        "audit_log",
         "browser_sessions",
         "clients",
         "device_authorizations",
@@ -609,6 +612,7 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.audit_log = SqlAuditLog(conn)
         return self
 
     async def __aexit__(
@@ -771,8 +775,9 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    audit_log: SqlAuditLog
 
-    __slots__ = ("_reader", "browser_sessions", "clients", "device_authorizations",
+    __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "device_authorizations",
                  "refresh_tokens", "secrets", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
@@ -786,6 +791,7 @@ class InlineReadUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.audit_log = SqlAuditLog(conn)
         return self
 
     async def __aexit__(
