@@ -235,7 +235,8 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
     assert (requested.client_id, requested.ip_address, requested.user_agent,
             requested.request_id, requested.user_id) == (
         "tv", DEVICE_IP, DEVICE_UA, "req-authorize", None)
-    assert requested.family_id and requested.occurred_at == clock.now
+    assert requested.family_id
+    assert requested.occurred_at == clock.now
     before = len(await harness.events())
     for _ in range(3):  # pending polls and a slow_down: the hot path writes no audit row
         assert (await harness.poll(a["device_code"])).status_code == 400
@@ -289,7 +290,8 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
         BROWSER_IP, BROWSER_UA, None)
     assert (wrong.user_id, wrong.detail) == (alice_id, "wrong password")
     assert (unknown.user_id, unknown.detail) == (None, "unknown account")  # the name is not kept
-    assert rows[4].user_id == alice_id and rows[4].ip_address == BROWSER_IP
+    assert rows[4].user_id == alice_id
+    assert rows[4].ip_address == BROWSER_IP
     approved = by[E.APPROVED, fam_a]
     assert (approved.user_id, approved.client_id, approved.ip_address) == (
         alice_id, "tv", BROWSER_IP)
