@@ -37,8 +37,11 @@ class AccountService:
         verdict = await limiter.spend(checks)
         audit = self.ctx.audit
         if not verdict.allowed:
-            # No user named: the typed name may be a mistyped password.
-            await audit.record(AuditEventType.SIGN_IN_THROTTLED, detail=" ".join(verdict.tripped))
+            # Once per budget and key per window, as the warning. No user named: the typed
+            # name may be a mistyped password.
+            if verdict.first_trip:
+                await audit.record(AuditEventType.SIGN_IN_THROTTLED,
+                                   detail=" ".join(verdict.tripped))
             return Throttled(verdict.retry_after)
         async with self.ctx.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get_by_username(username)

@@ -95,8 +95,10 @@ class VerificationService:
         signed_in = attempt.user_id is not None
         verdict = await limiter.spend(self._code_checks(attempt, signed_in=signed_in))
         if not verdict.allowed:
-            await self.ctx.audit.record(AuditEventType.CODE_ENTRY_THROTTLED,
-                                        user_id=attempt.user_id, detail=" ".join(verdict.tripped))
+            if verdict.first_trip:  # once per budget and key per window, as the warning
+                await self.ctx.audit.record(AuditEventType.CODE_ENTRY_THROTTLED,
+                                            user_id=attempt.user_id,
+                                            detail=" ".join(verdict.tripped))
             return Throttled(
                 verdict.retry_after,
                 sign_in_helps=not signed_in and set(verdict.tripped) == {"code_global"},
