@@ -56,6 +56,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
         "Manage the OAuth clients registered with the server.",
     ),
     "db": ("deviceflow.cli.commands.db", "Manage the server's database."),
+    "audit": ("deviceflow.cli.commands.audit", "Show the audit log."),
 }
 
 COMMANDS: dict[str, tuple[str, str]] = {**USER_COMMANDS, **OPERATOR_COMMANDS}

@@ -161,6 +161,11 @@ class ServerSettings(BaseSettings):
     purge_interval: float = Field(
         60.0, gt=0, description="Seconds between background purges of expired codes and tokens."
     )
+    audit_retention: int = Field(
+        90 * 86400, ge=3600,
+        description="Seconds an audit log record is kept (default 90 days); the background "
+        "purge deletes older ones.",
+    )
 
     # --- features ----------
     enable_refresh_token: bool = Field(

@@ -10,11 +10,21 @@ import logging
 import sys
 import time
 
+from ..protocol.models import RequestOrigin
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+request_origin: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar(
+    "request_origin", default=None)
+"""Where the request being served came from (IP, user agent), set by the web layer's middleware
+so the audit log can name it without every service call taking it as a parameter."""
 
 
 class JsonFormatter(logging.Formatter):
-    _EXTRA = ("method", "path", "status", "duration_ms", "client", "budget", "key_digest")
+    _EXTRA = ("method", "path", "status", "duration_ms", "client", "budget", "key_digest",
+              # the audit log's fields (service/audit.py)
+              "event", "user_id", "client_id", "ip_address", "user_agent", "family_id",
+              "grant_type", "actor", "detail")
 
     _second = -1
     _second_text = ""

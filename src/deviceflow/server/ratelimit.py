@@ -114,6 +114,10 @@ class Verdict:
     tripped: tuple[str, ...] = field(default_factory=tuple)
     held: Held | None = field(default=None, compare=False)
     """What an allowed attempt holds; None when refused (a refused attempt holds nothing)."""
+    first_trip: bool = False
+    """A refusal that is the first, in this process, by one of its budgets for its key within
+    that budget's window: the one that is logged and audited, so an attack past a budget does
+    not write a log line or an audit row per request."""
 
 
 def ip_key(address: str) -> str:
@@ -225,13 +229,13 @@ class Limiter:
     async def _refused(self, tripped: Check, rest: Sequence[Check]) -> Verdict:
         names = [tripped.name]
         wait = await self._wait(tripped)
-        self._log_trip(tripped)
+        first = self._log_trip(tripped)
         for c in rest:
             if not await self._limiter.test(c.item, c.name, c.key):
                 names.append(c.name)
                 wait = max(wait, await self._wait(c))
-                self._log_trip(c)
-        return Verdict(False, max(1, math.ceil(wait)), tuple(names))
+                first = self._log_trip(c) or first
+        return Verdict(False, max(1, math.ceil(wait)), tuple(names), first_trip=first)
 
     async def _wait(self, c: Check) -> float:
         stats = await self._limiter.get_window_stats(c.item, c.name, c.key)
@@ -257,13 +261,14 @@ class Limiter:
             if fits:
                 del entries[min(fits)[1]]
 
-    def _log_trip(self, c: Check) -> None:
+    def _log_trip(self, c: Check) -> bool:
         """One structured WARNING per budget and key per window: an operator sees the attack,
-        the log does not grow with it. The key is logged as a digest, never in clear."""
+        the log does not grow with it. The key is logged as a digest, never in clear. True when
+        this trip was the first of its window (and so logged)."""
         now = time.monotonic()
         digest = key_digest(c.key)
         if self._trips.get((c.name, digest), 0.0) > now:
-            return
+            return False
         if len(self._trips) >= _TRIP_MEMORY:
             self._trips = {k: until for k, until in self._trips.items() if until > now}
             if len(self._trips) >= _TRIP_MEMORY:
@@ -271,6 +276,7 @@ class Limiter:
         self._trips[(c.name, digest)] = now + c.item.get_expiry()
         log.warning("rate limit %s spent for key %s (%s)", c.name, digest, c.item,
                     extra={"budget": c.name, "key_digest": digest})
+        return True
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()

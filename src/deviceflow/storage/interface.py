@@ -10,6 +10,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
+from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
     BrowserSession,
     Client,
@@ -165,6 +166,22 @@ class SecretRepository(Protocol):
     async def names(self) -> Sequence[str]: ...
 
 
+class AuditLogRepository(Protocol):
+    """The audit log: append-only. No method changes or removes a record except the retention
+    purge, so a record, once committed, stays until it is older than the retention."""
+
+    async def append(self, event: AuditEvent) -> None:
+        """Add one record, in the caller's transaction: it commits or rolls back with the
+        change it records."""
+
+    async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
+        """Records matching every filter of ``query``, newest first, at most ``query.limit``."""
+
+    async def purge(self, older_than: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) records that occurred before ``older_than``; return how
+        many were deleted."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without ``commit()`` rolls back."""
 
@@ -183,6 +200,8 @@ class UnitOfWork(Protocol):
     def browser_sessions(self) -> BrowserSessionRepository: ...
     @property
     def denylist(self) -> DenylistRepository: ...
+    @property
+    def audit_log(self) -> AuditLogRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

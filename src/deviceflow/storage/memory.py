@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
+from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
     BrowserSession,
     BrowserSessionStatus,
@@ -36,6 +37,7 @@ class _State:
         self.secrets: dict[str, StoredSecret] = {}
         self.browser_sessions: dict[str, BrowserSession] = {}
         self.denylist: dict[tuple[DenyKind, str], DeniedToken] = {}
+        self.audit_log: list[AuditEvent] = []  # in order of appending
 
 
 class MemoryClients:
@@ -290,6 +292,38 @@ class MemoryBrowserSessions:
         return len(doomed)
 
 
+class MemoryAuditLog:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def append(self, event: AuditEvent) -> None:
+        self._s.audit_log.append(event)
+
+    async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
+        found: list[AuditEvent] = []
+        # Newest first; of records with the same time, the later appended first (as SQL's id).
+        ordered = sorted(enumerate(self._s.audit_log), key=lambda p: (p[1].occurred_at, p[0]),
+                         reverse=True)
+        for _, event in ordered:
+            if len(found) >= query.limit:
+                break
+            if (
+                (query.user_id is None or event.user_id == query.user_id)
+                and (query.client_id is None or event.client_id == query.client_id)
+                and (query.since is None or event.occurred_at >= query.since)
+                and (not query.events or event.event in query.events)
+            ):
+                found.append(event)
+        return found
+
+    async def purge(self, older_than: Timestamp, limit: int) -> int:
+        log = self._s.audit_log
+        doomed = [i for i, e in enumerate(log) if e.occurred_at < older_than][:max(limit, 0)]
+        for i in reversed(doomed):
+            del log[i]
+        return len(doomed)
+
+
 class MemoryUnitOfWork:
     """Writes apply at once; the memory store is for one process and for the contract, where
     transactional rollback is exercised by the SQL implementation."""
@@ -302,6 +336,7 @@ class MemoryUnitOfWork:
         self.secrets = MemorySecrets(state)
         self.browser_sessions = MemoryBrowserSessions(state)
         self.denylist = MemoryDenylist(state)
+        self.audit_log = MemoryAuditLog(state)
 
     async def __aenter__(self) -> Self:
         return self

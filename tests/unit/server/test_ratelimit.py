@@ -14,6 +14,7 @@ from deviceflow.server.ratelimit import (
     LIVE_CODES,
     UNAVAILABLE_RETRY_AFTER,
     BruteForcePolicy,
+    Check,
     Limiter,
     Verdict,
     ip_key,
@@ -224,3 +225,19 @@ def test_default_policy_matches_the_documented_budgets() -> None:
         code_per_account="20/hour", login_per_account="5/15 minutes", login_per_ip="30/hour",
         device_authorization_per_ip="300/minute", device_codes_per_client=10_000,
     )
+
+
+async def test_only_the_first_refusal_of_a_window_is_a_first_trip() -> None:
+    """The audit log records ``first_trip`` refusals only: one per budget and key per window,
+    not one per request of an attack past the budget."""
+    limiter = Limiter(BruteForcePolicy(code_per_ip="1/hour", code_global="1000/hour"))
+
+    def attempt(ip: str) -> list[Check]:
+        return [limiter.check("code_per_ip", ip), limiter.check("code_global", "all")]
+
+    assert (await limiter.spend(attempt("192.0.2.1"))).allowed
+    refusals = [await limiter.spend(attempt("192.0.2.1")) for _ in range(3)]
+    assert [(v.allowed, v.first_trip) for v in refusals] == [
+        (False, True), (False, False), (False, False)]
+    assert (await limiter.spend(attempt("192.0.2.2"))).allowed
+    assert (await limiter.spend(attempt("192.0.2.2"))).first_trip  # another key: its own first

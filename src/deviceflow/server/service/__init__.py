@@ -4,7 +4,8 @@ Split by concern, each part composing the few ports it needs from one ``ServiceC
 ``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``revocation``
 (ending logins and access tokens, RFC 7009), ``introspection`` (RFC 7662), ``verification``
 (the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
-kept on the server), ``admin`` (the operator's users and clients). Nothing here knows about HTTP.
+kept on the server), ``admin`` (the operator's users and clients), ``audit`` (the audit log,
+``ServiceContext.audit``). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..polling import PollState
 from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
+from .audit import AuditService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .introspection import IntrospectionService
 from .revocation import LoginEnded, RevocationService
@@ -87,6 +89,7 @@ __all__ = [
     "AccountService",
     "AdminRefused",
     "AdminService",
+    "AuditService",
     "CodeAttempt",
     "CodeEntry",
     "CodeRefused",

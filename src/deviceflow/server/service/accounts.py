@@ -6,6 +6,7 @@ from enum import StrEnum
 
 import anyio
 
+from ...protocol.audit import AuditEventType
 from ...protocol.models import User
 from .. import identity
 from ..ratelimit import ip_key
@@ -34,7 +35,13 @@ class AccountService:
         # Spent before the password is judged, given back only when it is right: N concurrent
         # guesses at one account get at most the account's budget through.
         verdict = await limiter.spend(checks)
+        audit = self.ctx.audit
         if not verdict.allowed:
+            # Once per budget and key per window, as the warning. No user named: the typed
+            # name may be a mistyped password.
+            if verdict.first_trip:
+                await audit.record(AuditEventType.SIGN_IN_THROTTLED,
+                                   detail=" ".join(verdict.tripped))
             return Throttled(verdict.retry_after)
         async with self.ctx.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get_by_username(username)
@@ -43,6 +50,10 @@ class AccountService:
             identity.verify_password, password, user.password_hash if user else None
         )
         if not ok or user is None:
+            # An unknown name is not recorded: it may be a password typed in the wrong field.
+            await audit.record(AuditEventType.SIGN_IN_FAILED,
+                               user_id=None if user is None else user.user_id,
+                               detail="unknown account" if user is None else "wrong password")
             return SignInRefused.INVALID
         await limiter.refund(verdict)
         return user

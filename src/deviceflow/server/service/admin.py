@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import anyio
 
+from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
 from ...protocol.models import Client, ClientChanges, ClientType, User
 from ...storage.interface import AlreadyExistsError, Store
 from .. import identity
+from .audit import AuditService
 from .context import Clock
 
 MAX_CLIENT_NAME = 100
@@ -43,6 +46,7 @@ class AdminService:
     def __init__(self, store: Store, clock: Clock = time.time) -> None:
         self.store = store
         self._clock = clock
+        self.audit = AuditService(store, clock)
 
     async def add_user(self, username: str, password: str, name: str = "") -> User:
         password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
@@ -87,8 +91,31 @@ class AdminService:
             if user is None:
                 return None
             ended = await uow.browser_sessions.revoke_all_for_user(user.user_id)
+            event = await self.audit.append(
+                uow, AuditEventType.REVOKED, user_id=user.user_id, actor=AuditActor.OPERATOR,
+                detail=f"{ended} browser sign-ins") if ended else None
             await uow.commit()
+        if event is not None:
+            self.audit.emit(event)
         return ended
+
+    async def audit_events(
+        self, query: AuditQuery, username: str | None = None
+    ) -> tuple[Sequence[AuditEvent], Mapping[str, str]]:
+        """Audit records (``query``; ``username`` narrows to that user's, and names a removed
+        user's id too), and the current username of each user id they name, for display."""
+        if username is not None:
+            async with self.store.unit_of_work(read_only=True) as uow:
+                user = await uow.users.get_by_username(username)
+            query = dataclasses.replace(query, user_id=username if user is None else user.user_id)
+        events = await self.audit.query(query)
+        names: dict[str, str] = {}
+        async with self.store.unit_of_work(read_only=True) as uow:
+            for user_id in {e.user_id for e in events if e.user_id is not None}:
+                named = await uow.users.get(user_id)
+                if named is not None:
+                    names[user_id] = named.username
+        return events, names
 
     async def add_client(
         self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],

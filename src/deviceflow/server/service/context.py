@@ -14,6 +14,7 @@ from ..denylist import Denylist
 from ..keys import KeyRing
 from ..polling import MemoryPollState, PollState
 from ..ratelimit import Limiter
+from .audit import AuditService
 
 Clock = Callable[[], float]
 
@@ -34,6 +35,8 @@ class ServicePolicy:
     """How long a browser stays signed in on the verification pages."""
     approval_max_age: int = 15 * 60
     """How recently the password must have been entered to approve a device."""
+    audit_retention: int = 90 * 86400
+    """How long an audit log record is kept before the purge deletes it."""
 
 
 class ServiceContext:
@@ -59,6 +62,7 @@ class ServiceContext:
         self.codes = codes or SecretsCodeSource()
         self.poll_state: PollState = poll_state or MemoryPollState()
         self.denylist = denylist or Denylist(store, clock)
+        self.audit = AuditService(store, clock, policy.audit_retention)
         self._clients: dict[str, tuple[Client, float]] = {}
 
     def now(self) -> Timestamp:

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from ...protocol import client_auth, revocation, tokens
+from ...protocol.audit import AuditActor, AuditEvent, AuditEventType
 from ...protocol.models import Client, DeniedToken, RefreshToken
 from ...protocol.params import FormParams
 from ...protocol.revocation import TokenKind
@@ -28,6 +29,15 @@ class LoginEnded:
     refresh_tokens: int
     """How many refresh tokens of the family were still active (or rotated) and are revoked."""
     entries: tuple[DeniedToken, ...]
+    events: tuple[AuditEvent, ...] = ()
+
+
+def audit_actor(actor: str) -> tuple[AuditActor, str | None]:
+    """``"person"``, ``"operator"``, ``"client:<id>"`` (an RFC 7009 request) or
+    ``"server:<id>"`` (the server's own rule, on a request of that client) as the audit log's
+    actor and client."""
+    kind, _, client_id = actor.partition(":")
+    return AuditActor(kind), client_id or None
 
 
 class RevocationService:
@@ -59,20 +69,27 @@ class RevocationService:
     async def revoke_family_in(self, uow: UnitOfWork, family_id: str, *, actor: str
                                ) -> LoginEnded:
         """The one step every path that ends a login takes, inside the caller's transaction:
-        revoke the family's refresh tokens (idempotent) and deny its access tokens. ``actor``
-        is "person", "operator" or "client:<client_id>"."""
+        revoke the family's refresh tokens (idempotent), deny its access tokens, and record it
+        in the audit log. ``actor``: see ``audit_actor``."""
         ctx = self.ctx
         entry = revocation.family_entry(family_id, ctx.clock(),
                                         ctx.policy.token.access_token_lifetime)
         count = await uow.refresh_tokens.revoke_family(family_id)
         await uow.denylist.add(entry)
+        who, client_id = audit_actor(actor)
+        event = await ctx.audit.append(
+            uow, AuditEventType.REVOKED, client_id=client_id, family_id=family_id, actor=who,
+            detail=f"login ended: {count} refresh tokens revoked, its access tokens denied")
         log.info("login ended by %s: %d refresh tokens revoked, its access tokens denied",
                  actor, count)
-        return LoginEnded(count, (entry,))
+        return LoginEnded(count, (entry,), (event,))
 
     def committed(self, ended: LoginEnded) -> None:
-        """After the commit: this worker refuses the tokens at once (others within a second)."""
+        """After the commit: this worker refuses the tokens at once (others within a second),
+        and the audit lines are logged."""
         self.ctx.denylist.note(ended.entries)
+        for event in ended.events:
+            self.ctx.audit.emit(event)
 
     # --- RFC 7009 §2 -----------------------------------------------------------------------------
 
@@ -109,17 +126,21 @@ class RevocationService:
             log.info("revocation request changed nothing: %s", decision.reason)
             return
         actor = f"client:{client.client_id}"
-        entries: list[DeniedToken] = []
+        ended: list[LoginEnded] = []
         async with self.ctx.store.unit_of_work() as uow:
             family = decision.family_id
             if family is not None:
-                entries.extend((await self.revoke_family_in(uow, family, actor=actor)).entries)
+                ended.append(await self.revoke_family_in(uow, family, actor=actor))
             if isinstance(decision, revocation.DenyAccessToken) and decision.entry is not None:
                 await uow.denylist.add(decision.entry)
-                entries.append(decision.entry)
+                event = await self.ctx.audit.append(
+                    uow, AuditEventType.REVOKED, client_id=client.client_id,
+                    actor=AuditActor.CLIENT, detail="access token revoked")
+                ended.append(LoginEnded(0, (decision.entry,), (event,)))
                 log.info("access token revoked by %s", actor)
             await uow.commit()
-        self.ctx.denylist.note(entries)
+        for one in ended:
+            self.committed(one)
 
     # --- lookups shared with introspection ------------------------------------------------------
 

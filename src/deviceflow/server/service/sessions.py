@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from ...protocol.audit import AuditEventType
 from ...protocol.models import BrowserSession, BrowserSessionStatus, Timestamp
 from .context import ServiceContext
 
@@ -63,7 +64,9 @@ class SessionService:
             if _well_formed(replacing):
                 await uow.browser_sessions.revoke(self._hash(replacing))
             await uow.browser_sessions.add(session)
+            event = await ctx.audit.append(uow, AuditEventType.SIGN_IN_SUCCEEDED, user_id=user_id)
             await uow.commit()
+        ctx.audit.emit(event)
         return session_id
 
     async def current(self, session_id: object) -> SignedIn | None:

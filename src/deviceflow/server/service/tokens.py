@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from ...protocol import client_auth, device_authorization, tokens
+from ...protocol.audit import AuditEventType
 from ...protocol.device_authorization import (
     DeviceAuthorizationRequest,
     DeviceAuthorizationResponse,
@@ -107,7 +108,12 @@ class TokenService:
                     await uow.device_authorizations.add(record)
                 except AlreadyExistsError:
                     continue  # a live code already has this user code: draw another
+                event = await ctx.audit.append(
+                    uow, AuditEventType.DEVICE_AUTHORIZATION_REQUESTED,
+                    client_id=client.client_id, family_id=device_code.family_id(record),
+                    origin=origin)
                 await uow.commit()
+                ctx.audit.emit(event)
                 return response
         raise ServerError("could not allocate a unique user code")
 
@@ -180,7 +186,13 @@ class TokenService:
                 await uow.refresh_tokens.add(refresh_token.start_family(
                     grant, ctx.keyring.hasher.refresh_token(plain), family, now,
                     ctx.policy.token))
+            event = await ctx.audit.append(
+                uow, AuditEventType.TOKENS_ISSUED, user_id=user.user_id,
+                client_id=client.client_id, family_id=family,
+                grant_type=device_code.GRANT_TYPE,
+                detail="with refresh token" if plain else None)
             await uow.commit()
+        ctx.audit.emit(event)
         return self._tokens(grant, now, plain)
 
     async def _revoke_replayed(self, decision: device_code.Replayed, client: Client
@@ -188,9 +200,9 @@ class TokenService:
         """RFC 6749 §4.1.2: a redeemed code polled again is refused, and "the authorization
         server SHOULD revoke (when possible) all tokens previously issued based on that
         authorization code": its refresh tokens, and its access tokens through the denylist
-        (idempotent: a revoked family stays revoked)."""
+        (idempotent: a revoked family stays revoked; audited as revoked by the server)."""
         count = await self._revocation.revoke_family(
-            decision.family_id, actor=f"client:{client.client_id}")
+            decision.family_id, actor=f"server:{client.client_id}")
         if count:
             log.warning("redeemed device code replayed; revoked %d refresh tokens", count)
         return InvalidGrantError("device code already redeemed")
@@ -219,9 +231,15 @@ class TokenService:
                 )
                 if isinstance(decision, refresh_token.RevokeFamily):
                     ended = await self._revocation.revoke_family_in(
-                        uow, decision.family_id, actor=f"client:{client.client_id}")
+                        uow, decision.family_id, actor=f"server:{client.client_id}")
+                    event = await ctx.audit.append(
+                        uow, AuditEventType.REFRESH_REUSE_DETECTED,
+                        user_id=token.user_id if token else None, client_id=client.client_id,
+                        family_id=decision.family_id,
+                        detail=f"{ended.refresh_tokens} refresh tokens revoked")
                     await uow.commit()
                     self._revocation.committed(ended)
+                    ctx.audit.emit(event)
                     log.warning("rotated refresh token replayed; revoked %d in its family",
                                 ended.refresh_tokens)
                     return InvalidGrantError("refresh token reuse")
@@ -237,7 +255,14 @@ class TokenService:
                     won = await uow.refresh_tokens.reissue(old.token_hash, decision.replaced, new)
                 if not won:
                     continue  # a concurrent request changed the family first: decide again
+                event = await ctx.audit.append(
+                    uow, AuditEventType.REFRESHED, user_id=old.user_id,
+                    client_id=client.client_id, family_id=old.family_id,
+                    grant_type=refresh_token.GRANT_TYPE,
+                    detail="reissued within the reuse grace window"
+                    if isinstance(decision, refresh_token.ReissueWithinGrace) else None)
                 await uow.commit()
+            ctx.audit.emit(event)
             if isinstance(decision, refresh_token.ReissueWithinGrace):
                 log.info("refresh token presented again within the reuse grace window; "
                          "its unused successor was replaced")

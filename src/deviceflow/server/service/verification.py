@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ...protocol.audit import AuditEventType
 from ...protocol.codes import format_user_code, normalize_user_code
+from ...protocol.grants.device_code import family_id
 from ...protocol.grants.refresh_token import issues_refresh_token
 from ...protocol.models import BrowserSessionStatus, DeviceStatus, RequestOrigin, Timestamp
 from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
@@ -93,6 +95,10 @@ class VerificationService:
         signed_in = attempt.user_id is not None
         verdict = await limiter.spend(self._code_checks(attempt, signed_in=signed_in))
         if not verdict.allowed:
+            if verdict.first_trip:  # once per budget and key per window, as the warning
+                await self.ctx.audit.record(AuditEventType.CODE_ENTRY_THROTTLED,
+                                            user_id=attempt.user_id,
+                                            detail=" ".join(verdict.tripped))
             return Throttled(
                 verdict.retry_after,
                 sign_in_helps=not signed_in and set(verdict.tripped) == {"code_global"},
@@ -104,6 +110,8 @@ class VerificationService:
                 # Not a gate for a signed-in person, but their guesses still use up the
                 # server-wide allowance that anonymous guessers share.
                 await limiter.count([limiter.check("code_global", "all")])
+            await self.ctx.audit.record(AuditEventType.CODE_ENTRY_REFUSED,
+                                        user_id=attempt.user_id)
             return CodeRefused.INVALID
         await limiter.refund(verdict)
         return found
@@ -176,6 +184,11 @@ class VerificationService:
             new = decide(record, decision, user_id, auth_time, now)
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
+            event = await ctx.audit.append(
+                uow, AuditEventType.APPROVED if decision is Decision.APPROVE
+                else AuditEventType.DENIED,
+                user_id=user_id, client_id=record.client_id, family_id=family_id(record))
             await uow.commit()
+        ctx.audit.emit(event)
         await ctx.poll_state.decided(new.device_code_hash, new.expires_at, now)
         return DecisionOutcome.RECORDED

@@ -121,6 +121,7 @@ def create_app(
         expired_code_retention=settings.expired_code_retention,
         session_lifetime=settings.session_lifetime,
         approval_max_age=settings.approval_max_age,
+        audit_retention=settings.audit_retention,
     )
 
     async def _keyring(active: Store) -> KeyRing:
@@ -223,6 +224,7 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
     purges: tuple[Callable[[], Awaitable[int]], ...] = (
         service.tokens.purge_expired,
         service.sessions.purge_expired,
+        service.ctx.audit.purge_expired,
     )
     while True:
         await asyncio.sleep(interval)

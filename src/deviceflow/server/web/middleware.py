@@ -14,7 +14,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..logs import request_id
+from ...protocol.models import RequestOrigin
+from ..logs import request_id, request_origin
+from .requests import MAX_USER_AGENT
 
 access_log = logging.getLogger("deviceflow.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -42,11 +44,24 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return f"{_ID_PREFIX}{next(_ids):08x}"
 
 
+def _origin(scope: Scope) -> RequestOrigin:
+    """The same values as ``requests.origin``, read straight from the ASGI scope (the client
+    address there is already the forwarded one when the peer is a trusted proxy)."""
+    client = scope.get("client")
+    user_agent = ""
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")[:MAX_USER_AGENT]
+            break
+    return RequestOrigin(ip_address=client[0] if client else "unknown", user_agent=user_agent)
+
+
 class RequestContextMiddleware:
     """Gives every request an id (a well-formed incoming ``X-Request-ID`` is kept, for tracing
-    across a proxy), logs one access line, and sets ``nosniff`` on every response, and
-    ``Strict-Transport-Security`` on every response when the server is served or advertised
-    over HTTPS (behind a TLS-terminating proxy the header still reaches browsers over HTTPS)."""
+    across a proxy) and its origin (for the audit log), logs one access line, and sets
+    ``nosniff`` on every response, and ``Strict-Transport-Security`` on every response when
+    the server is served or advertised over HTTPS (behind a TLS-terminating proxy the header
+    still reaches browsers over HTTPS)."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
@@ -58,6 +73,7 @@ class RequestContextMiddleware:
             return
         rid = _request_id(scope["headers"])
         token = request_id.set(rid)
+        origin_token = request_origin.set(_origin(scope))
         start = time.perf_counter()
         status = 500
 
@@ -78,6 +94,7 @@ class RequestContextMiddleware:
             if access_log.isEnabledFor(logging.INFO):
                 self._log(scope, status, start)
             request_id.reset(token)
+            request_origin.reset(origin_token)
 
     @staticmethod
     def _log(scope: Scope, status: int, start: float) -> None:

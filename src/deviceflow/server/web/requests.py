@@ -8,7 +8,7 @@ from ...protocol.errors import InvalidRequestError
 from ...protocol.models import RequestOrigin
 from ...protocol.params import MAX_BODY_BYTES, FormParams, is_form_content_type, parse_form
 
-_MAX_USER_AGENT = 512
+MAX_USER_AGENT = 512
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -41,5 +41,5 @@ def client_ip(request: Request) -> str:
 
 
 def origin(request: Request) -> RequestOrigin:
-    user_agent = request.headers.get("user-agent", "")[:_MAX_USER_AGENT]
+    user_agent = request.headers.get("user-agent", "")[:MAX_USER_AGENT]
     return RequestOrigin(ip_address=client_ip(request), user_agent=user_agent)

@@ -44,6 +44,7 @@ from ..interface import (
     StoredSecret,
 )
 from . import tables as t
+from .audit import SqlAuditLog
 from .denylist import SqlDenylist
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
@@ -556,6 +557,7 @@ class SqlUnitOfWork:
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
     denylist: SqlDenylist
+    audit_log: SqlAuditLog
 
     __slots__ = (
         "_conn",
@@ -564,6 +566,7 @@ class SqlUnitOfWork:
         "_lock",
         "_lock_timeout",
         "_read_only",
+        "audit_log",
         "browser_sessions",
         "clients",
         "denylist",
@@ -623,6 +626,7 @@ class SqlUnitOfWork:
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
         self.denylist = SqlDenylist(conn)
+        self.audit_log = SqlAuditLog(conn)
         return self
 
     async def __aexit__(
@@ -786,8 +790,10 @@ class InlineReadUnitOfWork:
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
     denylist: SqlDenylist
+    audit_log: SqlAuditLog
 
-    __slots__ = ("_reader", "browser_sessions", "clients", "denylist", "device_authorizations",
+    __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
+                 "device_authorizations",
                  "refresh_tokens", "secrets", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
@@ -802,6 +808,7 @@ class InlineReadUnitOfWork:
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
         self.denylist = SqlDenylist(conn)
+        self.audit_log = SqlAuditLog(conn)
         return self
 
     async def __aexit__(

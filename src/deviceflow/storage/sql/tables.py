@@ -16,6 +16,7 @@ refuses those records when it loads them.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Double,
@@ -136,6 +137,30 @@ token_denylist = Table(
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # 64 bits on PostgreSQL (a busy server may outlive 2^31 events); SQLite's INTEGER PRIMARY
+    # KEY is its 64-bit rowid already, and only that exact spelling autoincrements.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("occurred_at", Double, nullable=False),
+    # No CHECK on event or actor: a new kind of event needs no migration.
+    Column("event", Text, nullable=False),
+    Column("user_id", Text, nullable=True),
+    Column("client_id", Text, nullable=True),
+    Column("ip_address", Text, nullable=True),
+    Column("user_agent", Text, nullable=True),
+    Column("family_id", Text, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("grant_type", Text, nullable=True),
+    Column("actor", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    Index(None, "occurred_at"),  # the purge and --since scan by time
+    Index(None, "user_id"),  # deviceflow audit --user
+    Index(None, "client_id"),  # deviceflow audit --client
+)
+
 server_secrets = Table(
     "server_secrets",
     metadata,
@@ -149,6 +174,7 @@ server_secrets = Table(
 
 __all__ = [
     "NAMING_CONVENTION",
+    "audit_log",
     "browser_sessions",
     "clients",
     "device_authorizations",
