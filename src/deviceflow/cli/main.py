@@ -56,6 +56,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
         "Manage the OAuth clients registered with the server.",
     ),
     "db": ("deviceflow.cli.commands.db", "Manage the server's database."),
+    "keys": ("deviceflow.cli.commands.keys", "Rotate and list the token signing keys."),
 }
 
 COMMANDS: dict[str, tuple[str, str]] = {**USER_COMMANDS, **OPERATOR_COMMANDS}

@@ -49,6 +49,7 @@ from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
 from .dml import purge_statement as _purge_statement
 from .sessions import SqlBrowserSessions
+from .signing_keys import SqlSigningKeys
 
 _c = t.clients
 _u = t.users
@@ -544,6 +545,7 @@ class SqlUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    signing_keys: SqlSigningKeys
 
     __slots__ = (
         "_conn",
@@ -557,6 +559,7 @@ class SqlUnitOfWork:
         "device_authorizations",
         "refresh_tokens",
         "secrets",
+        "signing_keys",
         "users",
     )
 
@@ -609,6 +612,7 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.signing_keys = SqlSigningKeys(conn)
         return self
 
     async def __aexit__(
@@ -771,9 +775,10 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    signing_keys: SqlSigningKeys
 
     __slots__ = ("_reader", "browser_sessions", "clients", "device_authorizations",
-                 "refresh_tokens", "secrets", "users")
+                 "refresh_tokens", "secrets", "signing_keys", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
         self._reader = reader
@@ -786,6 +791,7 @@ class InlineReadUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.signing_keys = SqlSigningKeys(conn)
         return self
 
     async def __aexit__(
