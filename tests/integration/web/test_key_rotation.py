@@ -47,8 +47,11 @@ def kek() -> SecretBox:
     return SecretBox.generate()
 
 
+Serve = Callable[..., contextlib.AbstractAsyncContextManager[Server]]
+
+
 @pytest.fixture
-def serve(store: Store, kek: SecretBox) -> Callable[..., contextlib.AbstractAsyncContextManager[Server]]:  # noqa: F811
+def serve(store: Store, kek: SecretBox) -> Serve:  # noqa: F811 - the fixture imported above
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Server]:
         values: dict[str, Any] = {"issuer": ISSUER, "redis": None, **GENEROUS, **overrides}
@@ -65,10 +68,10 @@ def serve(store: Store, kek: SecretBox) -> Callable[..., contextlib.AbstractAsyn
     return start
 
 
-def create_app_with(values: dict[str, Any], store: Store, kek: SecretBox, clock: Clock) -> Any:
+def create_app_with(values: dict[str, Any], active: Store, kek: SecretBox, clock: Clock) -> Any:
     from deviceflow.server.web.app import create_app
 
-    return create_app(ServerSettings(**values), store=store, kek=kek, clock=clock)
+    return create_app(ServerSettings(**values), store=active, kek=kek, clock=clock)
 
 
 async def rotate(server: Server, kek: SecretBox, *, reload: float = RELOAD) -> Rotation:
@@ -118,7 +121,7 @@ async def userinfo(server: Server, access_token: str) -> httpx.Response:
 
 
 async def test_a_rotation_publishes_first_signs_later_and_retires_the_old_key_last(
-    serve: Callable[..., contextlib.AbstractAsyncContextManager[Server]], kek: SecretBox,
+    serve: Serve, kek: SecretBox,
 ) -> None:
     async with serve() as server:
         keyring = server.service.keyring
@@ -172,7 +175,7 @@ async def test_a_rotation_publishes_first_signs_later_and_retires_the_old_key_la
 
 
 async def test_a_running_app_picks_up_a_rotation_within_its_reload_interval(
-    serve: Callable[..., contextlib.AbstractAsyncContextManager[Server]], kek: SecretBox,
+    serve: Serve, kek: SecretBox,
 ) -> None:
     async with serve(signing_key_reload_interval=0.05) as server:
         [old_kid] = await jwks_kids(server)
