@@ -200,10 +200,12 @@ class KeyRing:
         order = {alg: i for i, alg in enumerate(self._algs)}
         live.sort(key=lambda k: (order[k.record.alg], k.record.active_from))
         own = [k for k in self._keys if k.record.alg == self._signing_alg]
+        active = [k for k in own if key_state(k.record, now) is KeyState.ACTIVE]
         started = [k for k in own if k.record.active_from <= now]
-        # A host whose clock is behind the rotating one may see no key started yet: it keeps
-        # signing with the oldest it has rather than failing.
-        chosen = (max(started, key=lambda k: k.record.active_from) if started
+        # Exactly one key is active at any moment; the fallbacks only cover a host whose clock
+        # is behind the rotating one (no key started yet: the oldest signs on).
+        chosen = (active[0] if active
+                  else max(started, key=_started_order) if started
                   else min(own, key=lambda k: k.record.active_from))
         moments = [t for k in self._keys
                    for t in (k.record.active_from, k.record.retire_after)
@@ -251,6 +253,10 @@ class KeyRing:
         if self._box is None or stored is None or stored.encryption is SecretEncryption.NONE:
             raise StorageError(f"the private key of signing key {record.kid} cannot be opened")
         return _import(record.alg, self._box.open(record.secret_name, stored.value))
+
+
+def _started_order(key: SigningKey) -> tuple[float, bool]:
+    return key.record.active_from, key.record.signs_until is None
 
 
 def _log_change(record: SigningKeyRecord) -> None:
