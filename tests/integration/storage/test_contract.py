@@ -891,8 +891,9 @@ async def test_signing_keys_first_key_once_per_alg(backend: Backend) -> None:
     assert await committed(backend.store, lambda uow: uow.signing_keys.add_first(a_key("k1")))
     # A second "first" key of RS256 (another kid) or the same kid again: refused.
     for refused in (a_key("k2"), a_key("k1"), a_key("k1", "ES256")):
-        assert not await committed(backend.store,
-                                   lambda uow, k=refused: uow.signing_keys.add_first(k))
+        async with backend.store.unit_of_work() as uow:
+            assert not await uow.signing_keys.add_first(refused)
+            await uow.commit()
     assert await committed(backend.store,
                            lambda uow: uow.signing_keys.add_first(a_key("e1", "ES256")))
     async with backend.store.unit_of_work(read_only=True) as uow:

@@ -124,8 +124,8 @@ def list_(output: str, db: str | None) -> None:
         KeyState.RETIRING: "retiring until {}",
         KeyState.RETIRED: "retired",
     }
-    click.echo(f"{'KID':<44} {'ALG':<6} {'STATE':<40} CREATED")
+    click.echo(f"{'KID':<44} {'ALG':<6} {'STATE':<46} CREATED")
     for k in listing:
         state = describe[k.state].format(_utc(k.until))
-        click.echo(f"{k.record.kid:<44} {k.record.alg:<6} {state:<40} "
+        click.echo(f"{k.record.kid:<44} {k.record.alg:<6} {state:<46} "
                    f"{_utc(k.record.created_at)}")
