@@ -168,10 +168,6 @@ class KeyRing:
         """Every key that is not retired, public members only (RFC 7517 §4–5)."""
         return self._current().jwks
 
-    @property
-    def records(self) -> tuple[SigningKeyRecord, ...]:
-        return tuple(k.record for k in self._keys)
-
     def verify(self, token: str, typ: str) -> dict[str, object]:
         """Verify signature and ``typ`` and return the claims; claim checks (exp, iss) are the
         caller's, in the protocol core. A retired key's signature is refused."""

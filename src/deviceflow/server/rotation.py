@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..storage.interface import SigningKeyRecord, Store
 from .keys import (
@@ -89,12 +89,8 @@ async def rotate_signing_key(store: Store, kek: KeySource, alg: str, *, now: flo
                 f"another rotation of the {alg} key was stored at the same time; nothing was "
                 "changed by this one (see: deviceflow keys list)")
         await uow.commit()
-    return Rotation(
-        previous=SigningKeyRecord(current.kid, current.alg, current.secret_name,
-                                  current.created_at, current.active_from, active_from,
-                                  retire_after),
-        successor=successor,
-    )
+    return Rotation(replace(current, signs_until=active_from, retire_after=retire_after),
+                    successor)
 
 
 def _newest(records: Sequence[SigningKeyRecord], alg: str) -> SigningKeyRecord | None:
