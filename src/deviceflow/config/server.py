@@ -109,6 +109,14 @@ class ServerSettings(BaseSettings):
     extra_signing_algs: tuple[Literal["RS256", "ES256"], ...] = Field(
         (), description="Further key algorithms to create and publish in the JWKS."
     )
+    signing_key_reload_interval: float = Field(
+        60.0, gt=0, le=3600,
+        description="Seconds between re-reads of the signing keys from the database, so every "
+        "worker picks up `deviceflow keys rotate` without a restart. A rotated-in key is "
+        "published at once and signs only after twice this interval (every worker has it in "
+        "its JWKS by then, and so has every cache that honours the JWKS `max-age`, which is "
+        "this interval). Give `deviceflow keys rotate` the same value as the servers.",
+    )
 
     # --- lifetimes ----------
     device_code_expires_in: int = Field(

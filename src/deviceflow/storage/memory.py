@@ -24,7 +24,7 @@ from ..protocol.models import (
     Timestamp,
     User,
 )
-from .interface import AlreadyExistsError, SecretEncryption, StoredSecret
+from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
 
 
 class _State:
@@ -38,6 +38,7 @@ class _State:
         self.browser_sessions: dict[str, BrowserSession] = {}
         self.denylist: dict[tuple[DenyKind, str], DeniedToken] = {}
         self.audit_log: list[AuditEvent] = []  # in order of appending
+        self.signing_keys: dict[str, SigningKeyRecord] = {}
 
 
 class MemoryClients:
@@ -253,6 +254,39 @@ class MemorySecrets:
         return sorted(self._s.secrets)
 
 
+class MemorySigningKeys:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def list(self) -> Sequence[SigningKeyRecord]:
+        return sorted(self._s.signing_keys.values(), key=lambda k: (k.alg, k.active_from))
+
+    def _newest(self, alg: str) -> SigningKeyRecord | None:
+        return next((k for k in self._s.signing_keys.values()
+                     if k.alg == alg and k.signs_until is None), None)
+
+    async def add_first(self, key: SigningKeyRecord) -> bool:
+        # No await between the tests and the write: atomic on the event loop.
+        if key.kid in self._s.signing_keys or self._newest(key.alg) is not None:
+            return False
+        self._s.signing_keys[key.kid] = dataclasses.replace(key, signs_until=None,
+                                                            retire_after=None)
+        return True
+
+    async def rotate(self, current_kid: str, signs_until: Timestamp, retire_after: Timestamp,
+                     successor: SigningKeyRecord) -> bool:
+        if successor.kid in self._s.signing_keys:
+            raise AlreadyExistsError(successor.kid)
+        current = self._s.signing_keys.get(current_kid)
+        if current is None or current.signs_until is not None or successor.alg != current.alg:
+            return False
+        self._s.signing_keys[current_kid] = dataclasses.replace(
+            current, signs_until=signs_until, retire_after=retire_after)
+        self._s.signing_keys[successor.kid] = dataclasses.replace(
+            successor, signs_until=None, retire_after=None)
+        return True
+
+
 class MemoryBrowserSessions:
     def __init__(self, state: _State) -> None:
         self._s = state
@@ -337,6 +371,7 @@ class MemoryUnitOfWork:
         self.browser_sessions = MemoryBrowserSessions(state)
         self.denylist = MemoryDenylist(state)
         self.audit_log = MemoryAuditLog(state)
+        self.signing_keys = MemorySigningKeys(state)
 
     async def __aenter__(self) -> Self:
         return self

@@ -32,6 +32,7 @@ from deviceflow.protocol.models import (
 from deviceflow.storage.interface import (
     AlreadyExistsError,
     SecretEncryption,
+    SigningKeyRecord,
     Store,
     StoredSecret,
     UnitOfWork,
@@ -881,6 +882,61 @@ async def test_workers_starting_at_once_agree_on_one_secret(backend: Backend) ->
         assert await uow.secrets.get("hmac") == results[0]
 
 
+# ------------------------------------------------------------------------------- signing keys
+
+
+def a_key(kid: str, alg: str = "RS256", active_from: float = NOW) -> SigningKeyRecord:
+    return SigningKeyRecord(kid, alg, f"signing_key:{alg}:{kid}", NOW, active_from)
+
+
+async def test_signing_keys_first_key_once_per_alg(backend: Backend) -> None:
+    assert await committed(backend.store, lambda uow: uow.signing_keys.add_first(a_key("k1")))
+    # A second "first" key of RS256 (another kid) or the same kid again: refused.
+    for refused in (a_key("k2"), a_key("k1"), a_key("k1", "ES256")):
+        async with backend.store.unit_of_work() as uow:
+            assert not await uow.signing_keys.add_first(refused)
+            await uow.commit()
+    assert await committed(backend.store,
+                           lambda uow: uow.signing_keys.add_first(a_key("e1", "ES256")))
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert await uow.signing_keys.list() == [a_key("e1", "ES256"), a_key("k1")]
+
+
+async def test_signing_key_rotation_ends_the_newest_and_adds_the_successor(
+    backend: Backend,
+) -> None:
+    await committed(backend.store, lambda uow: uow.signing_keys.add_first(a_key("k1")))
+    successor = a_key("k2", active_from=NOW + 120)
+    assert await committed(backend.store, lambda uow: uow.signing_keys.rotate(
+        "k1", NOW + 120, NOW + 3720, successor))
+    # k1 is no longer the newest: rotating from it again changes nothing.
+    assert not await committed(backend.store, lambda uow: uow.signing_keys.rotate(
+        "k1", NOW + 130, NOW + 3730, a_key("k3", active_from=NOW + 130)))
+    with pytest.raises(AlreadyExistsError):
+        async with backend.store.unit_of_work() as uow:
+            await uow.signing_keys.rotate("k2", NOW + 140, NOW + 3740, a_key("k1"))
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        listed = await uow.signing_keys.list()
+    assert listed == [dataclasses.replace(a_key("k1"), signs_until=NOW + 120,
+                                          retire_after=NOW + 3720), successor]
+
+
+async def test_concurrent_signing_key_rotations_leave_one_newest_key(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.signing_keys.add_first(a_key("k0")))
+    kids = iter(range(1, CONCURRENCY + 1))
+
+    async def rotate(uow: UnitOfWork) -> bool:
+        return await uow.signing_keys.rotate(
+            "k0", NOW + 60, NOW + 3660, a_key(f"k{next(kids)}", active_from=NOW + 60))
+
+    results = await concurrently(backend, rotate)
+    assert results.count(True) == 1
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        listed = await uow.signing_keys.list()
+    assert len(listed) == 2
+    assert [k.signs_until for k in listed] == [NOW + 60, None]
+
+
 # --------------------------------------------------------------------- units of work (SQL only)
 
 
@@ -1029,3 +1085,22 @@ async def test_families_of_a_user_are_those_with_a_token_not_revoked(backend: Ba
     async with backend.store.unit_of_work(read_only=True) as uow:
         assert list(await uow.refresh_tokens.families("sub-ada")) == ["family-a", "family-b"]
         assert list(await uow.refresh_tokens.families("sub-nobody")) == []
+
+
+async def test_the_schema_refuses_a_second_newest_key_of_one_alg(sql_backend: Backend) -> None:
+    # The partial unique index backs the compare-and-set: even a plain INSERT cannot store two
+    # keys of RS256 that both sign on.
+    from sqlalchemy import insert
+
+    from deviceflow.storage.sql import tables
+
+    await committed(sql_backend.store, lambda uow: uow.signing_keys.add_first(a_key("k1")))
+    row = {"kid": "k2", "alg": "RS256", "secret_name": "s", "created_at": NOW,
+           "active_from": NOW, "signs_until": None, "retire_after": None}
+    async with sql_backend.store.unit_of_work() as uow:
+        with pytest.raises(IntegrityError):
+            await uow.connection.execute(insert(tables.signing_keys), row)  # type: ignore[attr-defined]
+    async with sql_backend.store.unit_of_work() as uow:
+        await uow.connection.execute(  # type: ignore[attr-defined]
+            insert(tables.signing_keys), row | {"signs_until": NOW, "retire_after": NOW})
+        await uow.commit()

@@ -259,3 +259,22 @@ async def test_workers_sealing_0_1_secrets_at_once_agree() -> None:
     for name, row in (await raw_rows(store)).items():
         assert row.encryption is SecretEncryption.AES_256_GCM
         KEK.open(name, row.value)  # sealed once: it opens (sealed twice, it would not)
+
+
+async def test_a_reload_that_cannot_open_a_new_key_keeps_the_ring_as_it_was() -> None:
+    # A worker whose reload fails goes on signing and verifying with the keys it had.
+    from deviceflow.server.rotation import rotate_signing_key
+
+    store = MemoryStore()
+    ring = await load_keyring(store, KEK, clock=lambda: 1_800_000_000.0)
+    before = ring.jwks
+    await rotate_signing_key(store, KEK, "RS256", now=1_800_000_000.0, activation_delay=120,
+                             token_lifetime=3600)
+    async with store.unit_of_work() as uow:
+        [name] = [n for n in await uow.secrets.names() if n.count(":") == 2]  # the new key
+    # Damaged in the database (the memory store's state stands for a bad row).
+    store._state.secrets[name] = StoredSecret(b"aesgcm1:broken", SecretEncryption.AES_256_GCM)
+    with pytest.raises(WrongKeyError):
+        await ring.reload(store)
+    assert ring.jwks == before
+    assert ring.verify(ring.signer.sign(CLAIMS, ACCESS_TOKEN_TYP), ACCESS_TOKEN_TYP) == CLAIMS

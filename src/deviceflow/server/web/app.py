@@ -128,7 +128,7 @@ def create_app(
         source = kek or (key_source(settings) if store is None else SecretBox.generate())
         try:
             return await load_keyring(active, source, settings.signing_alg,
-                                      settings.extra_signing_algs)
+                                      settings.extra_signing_algs, clock=clock or time.time)
         except BaseException:
             if store is None:
                 await active.close()
@@ -165,13 +165,19 @@ def create_app(
                      revocation=settings.enable_revocation,
                      introspection=settings.enable_introspection),
         )
-        purger = asyncio.create_task(_purge_forever(service, settings.purge_interval))
+        tasks = (
+            asyncio.create_task(_purge_forever(service, settings.purge_interval)),
+            asyncio.create_task(_reload_keys_forever(keyring, active,
+                                                     settings.signing_key_reload_interval)),
+        )
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await poll_state.close()
             await limiter.close()
             if own_store:
@@ -236,6 +242,17 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
                     await asyncio.sleep(0.01)  # let requests in between batches
             except Exception:
                 log.exception("purge failed; will retry")
+
+
+async def _reload_keys_forever(keyring: KeyRing, store: Store, interval: float) -> None:
+    """Pick up ``deviceflow keys rotate`` without a restart: re-read the signing keys every
+    ``interval`` seconds. A failed read keeps the keys the ring has and tries again."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await keyring.reload(store)
+        except Exception:
+            log.exception("reloading the signing keys failed; will retry")
 
 
 def app_from_env() -> Starlette:

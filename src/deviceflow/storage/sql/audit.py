@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, insert, select
+from sqlalchemy import Row, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
@@ -63,7 +63,8 @@ class SqlAuditLog:
         if query.since is not None:
             stmt = stmt.where(_a.c.occurred_at >= query.since)
         if query.events:
-            stmt = stmt.where(_a.c.event.in_(sorted(e.value for e in query.events)))
+            # OR of equalities, not IN: SQLite's inline read path takes no expanding binds.
+            stmt = stmt.where(or_(*(_a.c.event == e.value for e in sorted(query.events))))
         stmt = stmt.order_by(_a.c.occurred_at.desc(), _a.c.id.desc()).limit(query.limit)
         return [_event(row) for row in await self._conn.execute(stmt)]
 

@@ -51,6 +51,7 @@ from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
 from .dml import purge_statement as _purge_statement
 from .sessions import SqlBrowserSessions
+from .signing_keys import SqlSigningKeys
 
 _c = t.clients
 _u = t.users
@@ -558,6 +559,7 @@ class SqlUnitOfWork:
     browser_sessions: SqlBrowserSessions
     denylist: SqlDenylist
     audit_log: SqlAuditLog
+    signing_keys: SqlSigningKeys
 
     __slots__ = (
         "_conn",
@@ -573,6 +575,7 @@ class SqlUnitOfWork:
         "device_authorizations",
         "refresh_tokens",
         "secrets",
+        "signing_keys",
         "users",
     )
 
@@ -627,6 +630,7 @@ class SqlUnitOfWork:
         self.browser_sessions = SqlBrowserSessions(conn)
         self.denylist = SqlDenylist(conn)
         self.audit_log = SqlAuditLog(conn)
+        self.signing_keys = SqlSigningKeys(conn)
         return self
 
     async def __aexit__(
@@ -791,10 +795,10 @@ class InlineReadUnitOfWork:
     browser_sessions: SqlBrowserSessions
     denylist: SqlDenylist
     audit_log: SqlAuditLog
+    signing_keys: SqlSigningKeys
 
     __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
-                 "device_authorizations",
-                 "refresh_tokens", "secrets", "users")
+                 "device_authorizations", "refresh_tokens", "secrets", "signing_keys", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
         self._reader = reader
@@ -809,6 +813,7 @@ class InlineReadUnitOfWork:
         self.browser_sessions = SqlBrowserSessions(conn)
         self.denylist = SqlDenylist(conn)
         self.audit_log = SqlAuditLog(conn)
+        self.signing_keys = SqlSigningKeys(conn)
         return self
 
     async def __aexit__(

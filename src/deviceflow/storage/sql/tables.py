@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -172,6 +173,22 @@ server_secrets = Table(
     CheckConstraint("encryption IN ('none', 'aes-256-gcm')", name="encryption"),
 )
 
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", Text, primary_key=True),
+    Column("alg", Text, nullable=False),
+    # The private JWK is the server_secrets row of this name, sealed under the KEK.
+    Column("secret_name", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("active_from", Double, nullable=False),
+    Column("signs_until", Double, nullable=True),  # NULL: the newest key of its alg
+    Column("retire_after", Double, nullable=True),
+    # At most one newest key per algorithm, whatever races: the database says no to a second.
+    Index("uq_signing_keys_newest_alg", "alg", unique=True,
+          sqlite_where=text("signs_until IS NULL"), postgresql_where=text("signs_until IS NULL")),
+)
+
 __all__ = [
     "NAMING_CONVENTION",
     "audit_log",
@@ -181,6 +198,7 @@ __all__ = [
     "metadata",
     "refresh_tokens",
     "server_secrets",
+    "signing_keys",
     "token_denylist",
     "users",
 ]

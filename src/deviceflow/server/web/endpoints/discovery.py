@@ -18,10 +18,16 @@ async def metadata(request: Request) -> Response:
 
 
 async def jwks(request: Request) -> Response:
-    """JSON Web Key Set (RFC 7517 §5): public keys only, each with ``kid``."""
+    """JSON Web Key Set (RFC 7517 §5): public keys only, each with ``kid``; every key that is
+    not retired, a rotated-in one before it signs.
+
+    ``max-age`` is the key reload interval: a rotated-in key signs only two intervals after it
+    was stored, so a cache that honours it has the new key before the first token carries it
+    (docs/operator.md, "Signing keys")."""
+    max_age = int(request.app.state.settings.signing_key_reload_interval)  # never above it
     return json_response(
         request.app.state.service.keyring.jwks,
-        headers={"Cache-Control": "public, max-age=300"}, no_store=False,
+        headers={"Cache-Control": f"public, max-age={max_age}"}, no_store=False,
     )
 
 
