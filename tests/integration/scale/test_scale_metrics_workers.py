@@ -93,6 +93,7 @@ def test_two_workers_scrape_sums_both(pg_url: str, tmp_path: Path) -> None:
             if response.headers["x-request-id"][:8] not in prefixes:
                 break
             assert time.monotonic() < deadline, server.logs()[-3000:]
+        assert not alive(workers[0])
         samples = scrape(server.base_url)
         assert workers_gauge(samples) == 2
         assert discovery_count(samples) == sent

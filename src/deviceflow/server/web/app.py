@@ -94,7 +94,7 @@ def create_app(
     ``app.state.startup_error`` too, for a caller that only sees "did not start"."""
     issuer = settings.effective_issuer
     scopes = STANDARD_SCOPES
-    metrics = Metrics.from_env() if settings.enable_metrics else Metrics()
+    metrics = Metrics.from_env() if settings.enable_metrics else Metrics(enabled=False)
     grants = grant_types(settings)
     policy = ServicePolicy(
         device=DevicePolicy(
@@ -211,7 +211,7 @@ def create_app(
             Exception: errors.unexpected_error,
         },
     )
-    # Counters are always counted (a dict lookup and an increment), exposed only when enabled.
+    # Always there, so endpoints call it unconditionally; with metrics off its tallies are no-ops.
     app.state.metrics = metrics
     if settings.metrics_token is not None:
         app.state.metrics_token = settings.metrics_token.get_secret_value().encode()

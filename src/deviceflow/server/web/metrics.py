@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 from prometheus_client import (
@@ -75,6 +76,15 @@ class Tally:
         child.inc()
 
 
+class _Off(Tally):
+    """A tally of a server with metrics off: counts nothing, so costs next to nothing."""
+
+    __slots__ = ()
+
+    def inc(self, *labels: str) -> None:
+        return None
+
+
 class RequestMetrics:
     """Requests and their latency by route template (``/device/consent``), method and status,
     recorded by ``RequestContextMiddleware`` after each response."""
@@ -112,7 +122,8 @@ class RequestMetrics:
 class Metrics:
     """Every metric the server exports (docs/operator.md, "Metrics and health")."""
 
-    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+    def __init__(self, *, enabled: bool = True, multiprocess_dir: str | None = None) -> None:
+        self.enabled = enabled
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=False)
         registry = self.registry
@@ -142,7 +153,8 @@ class Metrics:
                              registry=registry, multiprocess_mode="livesum")
 
     def _tally(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Tally:
-        return Tally(Counter(name, documentation, labels, registry=self.registry))
+        family = Counter(name, documentation, labels, registry=self.registry)
+        return Tally(family) if self.enabled else _Off(family)
 
     @classmethod
     def from_env(cls) -> Metrics:
@@ -150,7 +162,8 @@ class Metrics:
         return cls(multiprocess_dir=os.environ.get(MULTIPROC_ENV) or None)
 
     def started(self) -> None:
-        self.workers.set(1)
+        if self.enabled:
+            self.workers.set(1)
 
     def stopped(self) -> None:
         """A worker that shuts down leaves the live-worker sum (its counters stay: they count)."""
@@ -182,7 +195,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, someone else's (a reused pid)
         return True
-    return True
+    try:  # a zombie (dead, not yet reaped by the supervisor) answers the signal too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"  # the state follows "(name)"
+    except (OSError, IndexError):  # no /proc (not Linux): trust the signal
+        return True
 
 
 def private_multiprocess_dir() -> str:
