@@ -1,7 +1,10 @@
 """The application's own cost of a pending poll, without a network or an ASGI server: the ASGI
 app is called directly in a loop, for deviceflow (SQLite) and for the bare floor app.
 
-    .venv/bin/python bench/inproc.py [--requests 20000] [--profile]
+    .venv/bin/python bench/inproc.py [--requests 20000] [--profile] [--logs] [--metrics]
+
+``--metrics`` turns Prometheus metrics on (one process; with ``PROMETHEUS_MULTIPROC_DIR`` set
+to an empty directory, the multi-process mode of ``serve --workers N``).
 
 It measures the layers above uvicorn (routing, middleware, service, storage), so changes to
 them can be compared in seconds; ``bench/run.py`` remains the measure of record.
@@ -53,11 +56,13 @@ async def _call(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-async def _deviceflow(tmp: str) -> tuple[Any, list[bytes], Any]:
+async def _deviceflow(tmp: str, metrics: bool) -> tuple[Any, list[bytes], Any]:
     # 2,000 codes from one address in a second: far over the device authorization limits.
     settings = ServerSettings(db=f"sqlite:///{tmp}/bench.sqlite3", interval=1,
                               limit_device_authorization_per_ip="100000000/minute",
-                              limit_device_codes_per_client=100_000_000)
+                              limit_device_codes_per_client=100_000_000,
+                              enable_metrics=metrics,
+                              metrics_token="bench-token-" + "0" * 32 if metrics else None)
     app = create_app(settings)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
@@ -100,6 +105,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--metrics", action="store_true", help="Prometheus metrics on")
     parser.add_argument("--logs", action="store_true",
                         help="JSON logs at info level, as `deviceflow serve` (to /dev/null)")
     args = parser.parse_args()
@@ -109,7 +115,7 @@ async def main() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 - for the whole run
         configure("json", "info")
     with tempfile.TemporaryDirectory() as tmp:
-        app, bodies, lifespan = await _deviceflow(tmp)
+        app, bodies, lifespan = await _deviceflow(tmp, args.metrics)
         await _loop(app, bodies, len(bodies))  # warm up
         await asyncio.sleep(1.1)
         print(f"floor      {await _loop(floor_app, bodies, args.requests):7.1f} µs/poll")

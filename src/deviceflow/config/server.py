@@ -28,6 +28,10 @@ ENV_ONLY = "env_only"
 """Marks a field that is read from the environment only: no command-line flag."""
 
 
+METRICS_TOKEN_MIN = 32
+"""Characters of the metrics bearer token: a random token that long cannot be guessed."""
+
+
 def env_only(field: FieldInfo) -> bool:
     extra = field.json_schema_extra
     return isinstance(extra, dict) and extra.get(ENV_ONLY) is True
@@ -194,6 +198,20 @@ class ServerSettings(BaseSettings):
         "resource servers registered as confidential clients.",
     )
 
+    # --- operations ----------
+    enable_metrics: bool = Field(
+        False,
+        description="Serve Prometheus metrics at `GET /metrics`, to a scraper that sends "
+        "`Authorization: Bearer` with `DEVICEFLOW_METRICS_TOKEN` (docs/operator.md).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a scraper must send to read `/metrics` (at least 32 "
+        "characters, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`). "
+        "Required when `enable_metrics` is on. Environment only, never a flag.",
+        json_schema_extra={ENV_ONLY: True},
+    )
+
     # --- brute force (RFC 8628 §5.1) ------------------------------------------------------------
     limit_code_per_session: str = Field(
         "5/10 minutes", description="Wrong user codes allowed per browser session."
@@ -257,6 +275,11 @@ class ServerSettings(BaseSettings):
             raise _refused(
                 "listening on a non-loopback address needs --issuer with the public HTTPS URL"
             )
+        if self.enable_metrics:
+            token = self.metrics_token.get_secret_value() if self.metrics_token else ""
+            if len(token) < METRICS_TOKEN_MIN:
+                raise _refused(f"enable_metrics needs DEVICEFLOW_METRICS_TOKEN of at least "
+                               f"{METRICS_TOKEN_MIN} characters")
         return self
 
     @property

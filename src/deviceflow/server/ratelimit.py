@@ -143,8 +143,12 @@ def key_digest(key: str) -> str:
 class Limiter:
     """A thin, typed wrapper over ``limits``' moving-window limiter: spend, then maybe refund."""
 
-    def __init__(self, policy: BruteForcePolicy, storage_uri: str = "async+memory://") -> None:
+    def __init__(
+        self, policy: BruteForcePolicy, storage_uri: str = "async+memory://",
+        *, on_trip: Callable[[str], None] | None = None,
+    ) -> None:
         self.policy = policy
+        self._on_trip = on_trip  # told each refusing budget's name (the throttle counter)
         options: dict[str, float | str | bool] = {}
         if storage_uri.startswith("async+redis"):
             # redis-py's asyncio client (already a dependency) instead of limits' coredis default;
@@ -204,6 +208,8 @@ class Limiter:
                 await self._give_back(taken, since)
             if fail_open:
                 return Verdict(True, held=Held((), since))
+            if self._on_trip is not None:
+                self._on_trip("unavailable")
             return Verdict(False, UNAVAILABLE_RETRY_AFTER, ("unavailable",))
         return Verdict(True, held=Held(taken, since))
 
@@ -263,8 +269,11 @@ class Limiter:
 
     def _log_trip(self, c: Check) -> bool:
         """One structured WARNING per budget and key per window: an operator sees the attack,
-        the log does not grow with it. The key is logged as a digest, never in clear. True when
-        this trip was the first of its window (and so logged)."""
+        the log does not grow with it. The key is logged as a digest, never in clear. Every
+        trip is counted (``on_trip``); True when this trip was the first of its window (and so
+        logged)."""
+        if self._on_trip is not None:
+            self._on_trip(c.name)
         now = time.monotonic()
         digest = key_digest(c.key)
         if self._trips.get((c.name, digest), 0.0) > now:

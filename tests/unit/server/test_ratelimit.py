@@ -241,3 +241,28 @@ async def test_only_the_first_refusal_of_a_window_is_a_first_trip() -> None:
         (False, True), (False, False), (False, False)]
     assert (await limiter.spend(attempt("192.0.2.2"))).allowed
     assert (await limiter.spend(attempt("192.0.2.2"))).first_trip  # another key: its own first
+
+
+async def test_every_refusal_is_reported_by_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``on_trip`` (the metrics' throttle counter) hears each refusing budget every time, unlike
+    the warning, which is once per window; an outage failing closed is ``unavailable``, one
+    failing open is no refusal."""
+    trips: list[str] = []
+    limiter = Limiter(POLICY, on_trip=trips.append)
+    session, ip = limiter.check("code_per_session", "s1"), limiter.check("code_per_ip", "1.2.3.4")
+    for _ in range(2):
+        assert (await limiter.spend([session, ip])).allowed
+    assert not (await limiter.spend([session, ip])).allowed
+    assert not (await limiter.spend([session])).allowed
+    assert trips == ["code_per_session", "code_per_session"]
+    assert (await limiter.spend([ip])).allowed  # its third unit: refunded above, all or nothing
+    assert not (await limiter.spend([session, ip])).allowed  # both spent: both reported
+    assert trips[2:] == ["code_per_session", "code_per_ip"]
+
+    async def down(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(limiter._limiter, "hit", down)
+    assert not (await limiter.spend([ip])).allowed
+    assert (await limiter.spend([ip], fail_open=True)).allowed
+    assert trips[4:] == ["unavailable"]

@@ -124,8 +124,30 @@ def command(**options: Any) -> None:
         f"(discovery: {settings.effective_issuer.rstrip('/')}/.well-known/openid-configuration)",
         err=True,
     )
-    uvicorn.run(
-        "deviceflow.server.web.app:app_from_env", factory=True, workers=settings.workers,
-        timeout_graceful_shutdown=10, **uvicorn_options(settings),
-    )
+    metrics_dir = multiprocess_metrics(settings)
+    try:
+        uvicorn.run(
+            "deviceflow.server.web.app:app_from_env", factory=True, workers=settings.workers,
+            timeout_graceful_shutdown=10, **uvicorn_options(settings),
+        )
+    finally:
+        if metrics_dir is not None:
+            from ...server.web.metrics import remove_multiprocess_dir
+
+            remove_multiprocess_dir(metrics_dir)
     sys.exit(0)
+
+
+def multiprocess_metrics(settings: ServerSettings) -> str | None:
+    """With metrics on and several workers, a fresh private directory (0700, empty: nothing
+    from an earlier run is summed) where each worker writes its values for any worker to sum at
+    a scrape; the workers find it in ``PROMETHEUS_MULTIPROC_DIR``. Otherwise the variable is
+    removed, so that one process keeps its values in memory."""
+    from ...server.web.metrics import MULTIPROC_ENV, private_multiprocess_dir
+
+    if not (settings.enable_metrics and settings.workers > 1):
+        os.environ.pop(MULTIPROC_ENV, None)
+        return None
+    path = private_multiprocess_dir()
+    os.environ[MULTIPROC_ENV] = path
+    return path

@@ -64,6 +64,7 @@ class RevocationService:
             await uow.commit()
         for one in ended:
             self.committed(one)
+        return True
         return len(families)
 
     async def revoke_family_in(self, uow: UnitOfWork, family_id: str, *, actor: str
@@ -93,10 +94,11 @@ class RevocationService:
 
     # --- RFC 7009 §2 -----------------------------------------------------------------------------
 
-    async def revoke(self, params: FormParams, authorization: str | None) -> None:
+    async def revoke(self, params: FormParams, authorization: str | None) -> TokenKind | None:
         """RFC 7009 §2.1–2.2: the client authenticates as at the token endpoint; the token is
         looked up as the hinted kind first, then as the other; the answer is 200 whether or not
-        anything was revoked, except ``unsupported_token_type`` for an ID token (§2.2.1)."""
+        anything was revoked, except ``unsupported_token_type`` for an ID token (§2.2.1).
+        Returns the kind of token that was revoked (for the metrics), None when nothing was."""
         ctx = self.ctx
         request = revocation.parse_token_request(params)
         credentials = client_auth.parse_client_credentials(authorization, params)
@@ -105,11 +107,11 @@ class RevocationService:
         for kind in revocation.lookup_order(request.hint):
             decision = await self._decide(kind, request.token, client)
             if decision is not None:
-                await self._apply(decision, client)
-                return
+                return kind if await self._apply(decision, client) else None
         claims = self._verified(request.token, tokens.ID_TOKEN_TYP)
         if claims is not None:
             revocation.refuse_id_token(claims, client, ctx.policy.token.issuer)
+        return None
 
     async def _decide(self, kind: TokenKind, token: str, client: Client
                       ) -> revocation.RevocationDecision | None:
@@ -121,10 +123,11 @@ class RevocationService:
         return None if access is None else revocation.revoke_access_token(
             access, client, ctx.clock())
 
-    async def _apply(self, decision: revocation.RevocationDecision, client: Client) -> None:
+    async def _apply(self, decision: revocation.RevocationDecision, client: Client) -> bool:
+        """Persist ``decision``; False when it was to change nothing."""
         if isinstance(decision, revocation.NothingToRevoke):
             log.info("revocation request changed nothing: %s", decision.reason)
-            return
+            return False
         actor = f"client:{client.client_id}"
         ended: list[LoginEnded] = []
         async with self.ctx.store.unit_of_work() as uow:
@@ -141,6 +144,7 @@ class RevocationService:
             await uow.commit()
         for one in ended:
             self.committed(one)
+        return True
 
     # --- lookups shared with introspection ------------------------------------------------------
 

@@ -38,6 +38,7 @@ from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
 from ..service import DeviceFlowService, ServicePolicy
 from . import errors
+from . import metrics as metrics_endpoint
 from .endpoints import (
     device_authorization,
     discovery,
@@ -48,6 +49,7 @@ from .endpoints import (
     userinfo,
     verification,
 )
+from .metrics import Metrics
 from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
 
 log = logging.getLogger("deviceflow.server")
@@ -101,6 +103,7 @@ def create_app(
     ``app.state.startup_error`` too, for a caller that only sees "did not start"."""
     issuer = settings.effective_issuer
     scopes = STANDARD_SCOPES
+    metrics = Metrics.from_env() if settings.enable_metrics else Metrics(enabled=False)
     grants = grant_types(settings)
     policy = ServicePolicy(
         device=DevicePolicy(
@@ -149,7 +152,8 @@ def create_app(
         except STARTUP_REFUSALS as exc:
             app.state.startup_error = exc
             raise
-        limiter = Limiter(brute_force_policy(settings), limiter_storage_uri(settings))
+        limiter = Limiter(brute_force_policy(settings), limiter_storage_uri(settings),
+                          on_trip=metrics.throttles.inc)
         now = clock or time.time
         poll_state: PollState = (
             RedisPollState(settings.redis) if settings.redis else MemoryPollState()
@@ -158,6 +162,8 @@ def create_app(
                                     poll_state=poll_state)
         app.state.service = service
         app.state.settings = settings
+        app.state.readiness = health.Readiness(active, settings.redis)
+        metrics.started()
         app.state.metadata = server_metadata(
             issuer, ENDPOINTS,
             Features(grant_types=grants, scopes=scopes, signing_algs=keyring.algorithms,
@@ -178,6 +184,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            metrics.stopped()
+            await app.state.readiness.close()
             await poll_state.close()
             await limiter.close()
             if own_store:
@@ -198,10 +206,13 @@ def create_app(
         routes.extend(revoke.routes)
     if settings.enable_introspection:
         routes.extend(introspect.routes)
+    if settings.enable_metrics:
+        routes.extend(metrics_endpoint.routes)
 
     https = urlsplit(issuer).scheme == "https"
     middleware = [
-        Middleware(RequestContextMiddleware, hsts=https or settings.certfile is not None),
+        Middleware(RequestContextMiddleware, hsts=https or settings.certfile is not None,
+                   metrics=metrics.requests if settings.enable_metrics else None),
         Middleware(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",
@@ -211,7 +222,7 @@ def create_app(
             https_only=https,
         ),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -222,6 +233,11 @@ def create_app(
             Exception: errors.unexpected_error,
         },
     )
+    # Always there, so endpoints call it unconditionally; with metrics off its tallies are no-ops.
+    app.state.metrics = metrics
+    if settings.metrics_token is not None:
+        app.state.metrics_token = settings.metrics_token.get_secret_value().encode()
+    return app
 
 
 async def _purge_forever(service: DeviceFlowService, interval: float) -> None:

@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
@@ -17,6 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ...protocol.models import RequestOrigin
 from ..logs import request_id, request_origin
 from .requests import MAX_USER_AGENT
+
+if TYPE_CHECKING:
+    from .metrics import RequestMetrics
 
 access_log = logging.getLogger("deviceflow.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -27,6 +30,10 @@ HSTS = "max-age=63072000"
 years, so a network attacker cannot strip TLS from a later visit to the verification page (and
 read the session cookie or the code typed there). No ``includeSubDomains``: sibling hosts of the
 issuer are not ours to promise."""
+
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+"""Probed every few seconds by load balancers and orchestrators: logged at DEBUG, not INFO, so
+the access log keeps to real traffic."""
 
 _ids = itertools.count(1)
 _ID_PREFIX = secrets.token_hex(4)  # per process, so ids from many workers do not collide
@@ -61,11 +68,17 @@ class RequestContextMiddleware:
     across a proxy) and its origin (for the audit log), logs one access line, and sets
     ``nosniff`` on every response, and ``Strict-Transport-Security`` on every response when
     the server is served or advertised over HTTPS (behind a TLS-terminating proxy the header
-    still reaches browsers over HTTPS)."""
+    still reaches browsers over HTTPS).
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    With ``metrics``, it also counts every response and its latency, at the one place that
+    already times the request."""
+
+    def __init__(
+        self, app: ASGIApp, *, hsts: bool = False, metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
         self.hsts = hsts
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,15 +104,19 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                self._log(scope, status, start)
+            if self.metrics is not None:
+                self.metrics.record(scope, status, time.perf_counter() - start)
+            level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+            if access_log.isEnabledFor(level):
+                self._log(level, scope, status, start)
             request_id.reset(token)
             request_origin.reset(origin_token)
 
     @staticmethod
-    def _log(scope: Scope, status: int, start: float) -> None:
+    def _log(level: int, scope: Scope, status: int, start: float) -> None:
         client = scope.get("client")
-        access_log.info(
+        access_log.log(
+            level,
             "%s %s %d", scope["method"], scope["path"], status,
             extra={
                 "method": scope["method"],

@@ -13,8 +13,10 @@ from ..responses import NO_STORE
 
 async def revoke(request: Request) -> Response:
     params = await read_form(request)
-    await request.app.state.service.revocation.revoke(
+    revoked = await request.app.state.service.revocation.revoke(
         params, request.headers.get("authorization"))
+    if revoked is not None:
+        request.app.state.metrics.revocations.inc(revoked.value)
     # §2.2: "the content of the response body is ignored by the client"; no-store, as for
     # every answer about a token.
     return Response(b"", 200, headers=NO_STORE)

@@ -435,6 +435,8 @@ async def consent_submit(request: Request) -> Response:
         return redirect(page_url(request, "device_signin"))
     if outcome is not DecisionOutcome.RECORDED:
         return await _code_refused(request)
+    metrics = request.app.state.metrics
+    (metrics.approvals if decision is Decision.APPROVE else metrics.denials).inc()
     request.session[RESULT] = {"decision": decision.value, "client_name": pending.client_name}
     return redirect(page_url(request, "device_done"))
 
