@@ -56,6 +56,10 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
         "Manage the OAuth clients registered with the server.",
     ),
     "db": ("deviceflow.cli.commands.db", "Manage the server's database."),
+    "sessions": (
+        "deviceflow.cli.commands.sessions",
+        "List and sign out the devices people have signed in.",
+    ),
 }
 
 COMMANDS: dict[str, tuple[str, str]] = {**USER_COMMANDS, **OPERATOR_COMMANDS}

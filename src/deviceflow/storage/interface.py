@@ -11,11 +11,13 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ..protocol.models import (
+    ActiveGrant,
     BrowserSession,
     Client,
     ClientChanges,
     DeviceAuthorization,
     DeviceStatus,
+    GrantRecord,
     RefreshToken,
     Timestamp,
     User,
@@ -92,6 +94,26 @@ class RefreshTokenRepository(Protocol):
     async def purge(self, expired_before: Timestamp, limit: int) -> int: ...
 
 
+class GrantRepository(Protocol):
+    """Signed-in devices: where each refresh-token family began, joined with its live token."""
+
+    async def add(self, grant: GrantRecord) -> None:
+        """Insert; raise ``AlreadyExistsError`` when the family id is taken."""
+
+    async def active(
+        self, now: Timestamp, *, user_id: str | None = None, client_id: str | None = None,
+        family_id: str | None = None,
+    ) -> Sequence[ActiveGrant]:
+        """Families with an active refresh token whose ``expires_at`` and ``family_expires_at``
+        are after ``now``, narrowed by every filter given, one entry per family ordered by
+        ``family_id``. A family without a ``GrantRecord`` (begun before they were written) is
+        listed with ``approved_at`` and ``origin`` None."""
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) records whose ``expires_at`` is before
+        ``expired_before``; return how many were deleted."""
+
+
 class SecretEncryption(StrEnum):
     """How a stored server secret is protected (docs/security.md, "Secrets at rest")."""
 
@@ -161,6 +183,8 @@ class UnitOfWork(Protocol):
     def secrets(self) -> SecretRepository: ...
     @property
     def browser_sessions(self) -> BrowserSessionRepository: ...
+    @property
+    def grants(self) -> GrantRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -3,7 +3,8 @@
 Split by concern, each part composing the few ports it needs from one ``ServiceContext``:
 ``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``verification``
 (the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
-kept on the server), ``admin`` (the operator's users and clients). Nothing here knows about HTTP.
+kept on the server), ``revocation`` (refresh-token families), ``devices`` ("Your devices"),
+``admin`` (the operator's users, clients and signed-in devices). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
+from .devices import DeviceService, SignedInDevice
+from .revocation import Actor, RevocationService
 from .sessions import SessionService, SignedIn
 from .tokens import TokenService
 from .verification import (
@@ -52,6 +55,8 @@ class DeviceFlowService:
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)
         self.sessions = SessionService(self.ctx)
+        self.revocation = RevocationService(self.ctx)
+        self.devices = DeviceService(self.ctx, self.revocation)
 
     @property
     def store(self) -> Store:
@@ -80,6 +85,7 @@ class DeviceFlowService:
 __all__ = [
     "CLIENT_CACHE_SECONDS",
     "AccountService",
+    "Actor",
     "AdminRefused",
     "AdminService",
     "CodeAttempt",
@@ -87,13 +93,16 @@ __all__ = [
     "CodeRefused",
     "DecisionOutcome",
     "DeviceFlowService",
+    "DeviceService",
     "PendingRequest",
+    "RevocationService",
     "ServiceContext",
     "ServicePolicy",
     "SessionService",
     "SignIn",
     "SignInRefused",
     "SignedIn",
+    "SignedInDevice",
     "Throttled",
     "TokenService",
     "VerificationService",

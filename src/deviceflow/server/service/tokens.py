@@ -24,6 +24,7 @@ from ...protocol.grants import device_code, refresh_token
 from ...protocol.models import (
     Client,
     DeviceStatus,
+    GrantRecord,
     IssuedTokens,
     RequestOrigin,
     Timestamp,
@@ -174,9 +175,16 @@ class TokenService:
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
                 plain = ctx.codes.token()
-                await uow.refresh_tokens.add(refresh_token.start_family(
+                first = refresh_token.start_family(
                     grant, ctx.keyring.hasher.refresh_token(plain),
-                    device_code.family_id(new), now, ctx.policy.token))
+                    device_code.family_id(new), now, ctx.policy.token)
+                await uow.refresh_tokens.add(first)
+                # Where the device asked from, kept with the family for "Your devices": the
+                # device authorization itself is purged soon after it expires.
+                await uow.grants.add(GrantRecord(
+                    family_id=first.family_id, user_id=user.user_id, client_id=client.client_id,
+                    approved_at=new.decided_at if new.decided_at is not None else now,
+                    origin=new.origin, expires_at=first.family_expires_at))
             await uow.commit()
         return self._tokens(grant, now, plain)
 
@@ -275,8 +283,9 @@ class TokenService:
     # --- housekeeping ----------------------------------------------------------------------------
 
     async def purge_expired(self, batch: int = 500) -> int:
-        """Delete device codes past their ``expired_token`` window and expired refresh tokens, in
-        small batches so no request waits long behind the purge."""
+        """Delete device codes past their ``expired_token`` window, expired refresh tokens and
+        the records of families past their absolute end, in small batches so no request waits
+        long behind the purge."""
         ctx = self.ctx
         now = ctx.clock()
         async with ctx.store.unit_of_work() as uow:
@@ -284,5 +293,6 @@ class TokenService:
                 now - ctx.policy.expired_code_retention, batch
             )
             n += await uow.refresh_tokens.purge(now, batch)
+            n += await uow.grants.purge(now, batch)
             await uow.commit()
         return n

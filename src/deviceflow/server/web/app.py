@@ -38,7 +38,15 @@ from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
 from ..service import DeviceFlowService, ServicePolicy
 from . import errors
-from .endpoints import device_authorization, discovery, health, token, userinfo, verification
+from .endpoints import (
+    device_authorization,
+    devices,
+    discovery,
+    health,
+    token,
+    userinfo,
+    verification,
+)
 from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
 
 log = logging.getLogger("deviceflow.server")
@@ -171,6 +179,7 @@ def create_app(
         *discovery.routes,
         *health.routes,
         *verification.routes,
+        *devices.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
     ]
@@ -184,7 +193,8 @@ def create_app(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",
             max_age=settings.session_lifetime,
-            path="/device",
+            # "/": the verification pages and "Your devices" (/account) share one sign-in.
+            path="/",
             same_site="lax",
             https_only=https,
         ),

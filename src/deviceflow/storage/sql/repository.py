@@ -48,6 +48,7 @@ from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
 from .dml import purge_statement as _purge_statement
+from .grants import SqlGrants
 from .sessions import SqlBrowserSessions
 
 _c = t.clients
@@ -544,6 +545,7 @@ class SqlUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    grants: SqlGrants
 
     __slots__ = (
         "_conn",
@@ -555,6 +557,7 @@ class SqlUnitOfWork:
         "browser_sessions",
         "clients",
         "device_authorizations",
+        "grants",
         "refresh_tokens",
         "secrets",
         "users",
@@ -609,6 +612,7 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.grants = SqlGrants(conn)
         return self
 
     async def __aexit__(
@@ -771,9 +775,10 @@ class InlineReadUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     secrets: SqlSecrets
     browser_sessions: SqlBrowserSessions
+    grants: SqlGrants
 
     __slots__ = ("_reader", "browser_sessions", "clients", "device_authorizations",
-                 "refresh_tokens", "secrets", "users")
+                 "grants", "refresh_tokens", "secrets", "users")
 
     def __init__(self, reader: _InlineReader) -> None:
         self._reader = reader
@@ -786,6 +791,7 @@ class InlineReadUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(conn)
         self.secrets = SqlSecrets(conn)
         self.browser_sessions = SqlBrowserSessions(conn)
+        self.grants = SqlGrants(conn)
         return self
 
     async def __aexit__(

@@ -107,6 +107,22 @@ refresh_tokens = Table(
     CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
     Index(None, "family_id"),  # revoke_family on replay
     Index(None, "expires_at"),  # purge scans by expiry
+    Index(None, "user_id"),  # "Your devices" and revoking a person's devices
+)
+
+# Where each device login (refresh-token family) began, written at the code's redemption: the
+# device authorization it came from is purged soon after, and "Your devices" still names it.
+grants = Table(
+    "grants",
+    metadata,
+    Column("family_id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("approved_at", Double, nullable=False),
+    Column("ip_address", Text, nullable=False),
+    Column("user_agent", Text, nullable=False),
+    Column("expires_at", Double, nullable=False),  # the family's absolute end
+    Index(None, "expires_at"),  # purge scans by expiry
 )
 
 browser_sessions = Table(
@@ -138,6 +154,7 @@ __all__ = [
     "browser_sessions",
     "clients",
     "device_authorizations",
+    "grants",
     "metadata",
     "refresh_tokens",
     "server_secrets",
