@@ -10,8 +10,9 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from ...protocol.models import ActiveGrant, GrantRecord, RefreshStatus, RequestOrigin, Timestamp
 from . import tables as t
@@ -24,6 +25,13 @@ _GRANT_INSERT = insert_unless_taken(_g)
 _GRANT_PURGE = purge_statement(_g, _g.c.family_id)
 
 
+def _after_now(column: ColumnElement[float]) -> ColumnElement[bool]:
+    # An untyped bind, so SQLite's inline reads pass the float straight to the driver (a
+    # Double bind needs a conversion they refuse); PostgreSQL infers double precision from
+    # the column it is compared with.
+    return type_coerce(column, NullType()) > bindparam("b_now", type_=NullType())
+
+
 def _active_statement(by_user: bool, by_client: bool, by_family: bool) -> Select[Any]:
     stmt = (
         select(
@@ -33,8 +41,8 @@ def _active_statement(by_user: bool, by_client: bool, by_family: bool) -> Select
         .select_from(_r.outerjoin(_g, _g.c.family_id == _r.c.family_id))
         .where(
             _r.c.status == RefreshStatus.ACTIVE.value,
-            _r.c.expires_at > bindparam("b_now"),
-            _r.c.family_expires_at > bindparam("b_now"),
+            _after_now(_r.c.expires_at),
+            _after_now(_r.c.family_expires_at),
         )
         .order_by(_r.c.family_id, _r.c.issued_at)
     )
