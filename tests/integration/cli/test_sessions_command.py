@@ -4,17 +4,17 @@ as an operator runs them: subprocesses on a SQLite file."""
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
+import pytest
 from tests.conftest import run_async
-from tests.integration.cli.test_operator_commands import (  # noqa: F401 - fixtures
+from tests.integration.cli.test_operator_commands import (
     NEW_PASSWORD,
     PASSWORD,
     Cli,
     assert_clean_failure,
-    cli,
-    db_path,
-    env,
 )
 
 from deviceflow.protocol.models import (
@@ -27,6 +27,18 @@ from deviceflow.protocol.models import (
 from deviceflow.server.bootstrap import open_store
 
 NOW = time.time()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """As in test_operator_commands: no DEVICEFLOW_* from the developer's shell, user
+    directories inside the test's folder, a SQLite file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEFLOW_")}
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"),
+               XDG_CONFIG_HOME=str(home / "config"), PYTHONUNBUFFERED="1")
+    return Cli(env, tmp_path / "deviceflow.sqlite3")
 
 
 def seed(cli: Cli) -> dict[str, str]:
@@ -100,11 +112,13 @@ def test_sessions_revoke_takes_exactly_one_selector_and_says_how_many(cli: Cli) 
     seed(cli)
     for args in ([], ["--user", "alice", "--client", "tv"]):
         refused = cli("sessions", "revoke", *args)
-        assert refused.returncode == 2 and "exactly one of" in refused.stderr
+        assert refused.returncode == 2
+        assert "exactly one of" in refused.stderr
     assert statuses(cli)["fam-a-tv"] == "active"
 
     one = cli.ok("sessions", "revoke", "--family", "fam-a-tv")
-    assert "Signed out 1 device" in one.stderr and one.stdout == ""
+    assert "Signed out 1 device" in one.stderr
+    assert one.stdout == ""
     assert "Signed out 0 devices" in cli.ok("sessions", "revoke", "--family", "fam-a-tv").stderr
     assert "Signed out 1 device" in cli.ok("sessions", "revoke", "--client", "tv").stderr
     assert statuses(cli) == {"fam-a-tv": "revoked", "fam-b-tv": "revoked",

@@ -95,7 +95,8 @@ async def test_a_device_is_listed_and_signed_out_and_its_refresh_fails(pages: Pa
             assert page.headers[name] == value
         assert "<script" not in page.text
         assert "Kitchen Tablet" in page.text
-        assert "192.0.2.44" in page.text and DEVICE_UA in page.text
+        assert "192.0.2.44" in page.text
+        assert DEVICE_UA in page.text
         assert "See your name and username" in page.text
         assert ">Sign out</button>" in page.text
         assert ">Sign out all devices</button>" in page.text
@@ -173,7 +174,8 @@ async def test_a_form_without_the_csrf_token_signs_nothing_out(pages: Pages,
         for path in ("/account/devices/signout", "/account/devices/signout-all"):
             refused = await browser.post(path, data=data)
             assert refused.status_code == 403
-            assert 'role="alert"' in refused.text and "expired" in refused.text
+            assert 'role="alert"' in refused.text
+            assert "expired" in refused.text
             assert families(refused.text) == [family]
     assert (await refresh(pages, tokens["refresh_token"])).status_code == 200
 
@@ -195,7 +197,8 @@ async def test_another_persons_device_cannot_be_signed_out_by_editing_the_id(
         # "Sign out all" of bob's (none) leaves alice's alone too.
         none = await bob.post("/account/devices/signout-all",
                               data={"csrf_token": csrf_of(page.text)})
-        assert none.status_code == 409 and 'role="alert"' in none.text
+        assert none.status_code == 409
+        assert 'role="alert"' in none.text
     assert (await refresh(pages, tokens["refresh_token"])).status_code == 200
 
 
@@ -228,7 +231,9 @@ async def test_the_session_cookie_covers_both_page_families_only(pages: Pages) -
     async with pages.browser() as browser:
         page = await browser.get("/device")
         cookie = page.headers["set-cookie"].lower()
-        assert "path=/;" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+        assert "path=/;" in cookie
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
         await sign_in(browser)
         footer = await browser.get("/device")
         assert '<a href="/account/devices">Your devices</a>' in footer.text
@@ -240,7 +245,8 @@ async def test_a_password_change_signs_the_persons_devices_out(pages: Pages) -> 
     async with pages.browser() as browser:
         tokens = await connect_device(pages, browser)
     ended = await pages.admin.set_password("alice", "a brand new password")
-    assert ended is not None and (ended.browser_sessions, ended.devices) == (1, 1)
+    assert ended is not None
+    assert (ended.browser_sessions, ended.devices) == (1, 1)
     assert (await refresh(pages, tokens["refresh_token"])).json()["error"] == "invalid_grant"
 
 
