@@ -356,7 +356,8 @@ async def code_submit(request: Request) -> Response:
 
 async def signin_form(request: Request) -> Response:
     """GET /device/signin, skipped while this browser's sign-in is within its lifetime, unless
-    an entered code waits for an approval that needs the password again."""
+    an entered code waits for an approval (or "Your devices" for a sign-out) that needs the
+    password again."""
     signed = await _signed_in(request, _service(request))
     if signed is not None and (signed.may_approve or not _needs_fresh_sign_in(request)):
         return redirect(_after_sign_in(request))
