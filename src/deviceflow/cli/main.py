@@ -58,6 +58,10 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("deviceflow.cli.commands.db", "Manage the server's database."),
     "audit": ("deviceflow.cli.commands.audit", "Show the audit log."),
     "keys": ("deviceflow.cli.commands.keys", "Rotate and list the token signing keys."),
+    "sessions": (
+        "deviceflow.cli.commands.sessions",
+        "List and sign out the devices people have signed in.",
+    ),
 }
 
 COMMANDS: dict[str, tuple[str, str]] = {**USER_COMMANDS, **OPERATOR_COMMANDS}

@@ -176,6 +176,36 @@ class DeniedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """Where and when a device login began: written when its device code is redeemed and a
+    refresh-token family starts, so "Your devices" and ``deviceflow sessions`` can say which
+    device holds the family (RFC 8628 §5.4's request context, kept past the code's expiry)."""
+
+    family_id: str
+    user_id: str
+    client_id: str
+    approved_at: Timestamp
+    origin: RequestOrigin
+    expires_at: Timestamp
+    """The family's absolute end: after it no token of the family works, and the row is purged."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveGrant:
+    """A refresh-token family with a live (active, unexpired) token: a signed-in device.
+    ``approved_at`` and ``origin`` are None for a family begun before they were recorded."""
+
+    family_id: str
+    user_id: str
+    client_id: str
+    scope: tuple[str, ...]
+    last_used_at: Timestamp
+    """When the live token was issued: the last refresh, or the approval if never refreshed."""
+    approved_at: Timestamp | None
+    origin: RequestOrigin | None
+
+
+@dataclass(frozen=True, slots=True)
 class DevicePolicy:
     """Server-wide knobs the device authorization endpoint applies (RFC 8628 §3.2)."""
 

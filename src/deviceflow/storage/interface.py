@@ -12,12 +12,14 @@ from typing import Protocol, Self
 
 from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
+    ActiveGrant,
     BrowserSession,
     Client,
     ClientChanges,
     DeniedToken,
     DeviceAuthorization,
     DeviceStatus,
+    GrantRecord,
     RefreshToken,
     Timestamp,
     User,
@@ -110,6 +112,26 @@ class DenylistRepository(Protocol):
 
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         """Delete up to ``limit`` (≥ 1) entries whose ``expires_at`` is before
+        ``expired_before``; return how many were deleted."""
+
+
+class GrantRepository(Protocol):
+    """Signed-in devices: where each refresh-token family began, joined with its live token."""
+
+    async def add(self, grant: GrantRecord) -> None:
+        """Insert; raise ``AlreadyExistsError`` when the family id is taken."""
+
+    async def active(
+        self, now: Timestamp, *, user_id: str | None = None, client_id: str | None = None,
+        family_id: str | None = None,
+    ) -> Sequence[ActiveGrant]:
+        """Families with an active refresh token whose ``expires_at`` and ``family_expires_at``
+        are after ``now``, narrowed by every filter given, one entry per family ordered by
+        ``family_id``. A family without a ``GrantRecord`` (begun before they were written) is
+        listed with ``approved_at`` and ``origin`` None."""
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) records whose ``expires_at`` is before
         ``expired_before``; return how many were deleted."""
 
 
@@ -245,6 +267,8 @@ class UnitOfWork(Protocol):
     def audit_log(self) -> AuditLogRepository: ...
     @property
     def signing_keys(self) -> SigningKeyRepository: ...
+    @property
+    def grants(self) -> GrantRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -11,6 +11,7 @@ from typing import Self
 
 from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
+    ActiveGrant,
     BrowserSession,
     BrowserSessionStatus,
     Client,
@@ -19,6 +20,7 @@ from ..protocol.models import (
     DenyKind,
     DeviceAuthorization,
     DeviceStatus,
+    GrantRecord,
     RefreshStatus,
     RefreshToken,
     Timestamp,
@@ -39,6 +41,7 @@ class _State:
         self.denylist: dict[tuple[DenyKind, str], DeniedToken] = {}
         self.audit_log: list[AuditEvent] = []  # in order of appending
         self.signing_keys: dict[str, SigningKeyRecord] = {}
+        self.grants: dict[str, GrantRecord] = {}
 
 
 class MemoryClients:
@@ -358,6 +361,53 @@ class MemoryAuditLog:
         return len(doomed)
 
 
+class MemoryGrants:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, grant: GrantRecord) -> None:
+        if grant.family_id in self._s.grants:
+            raise AlreadyExistsError("grant collision")
+        self._s.grants[grant.family_id] = grant
+
+    async def active(
+        self, now: Timestamp, *, user_id: str | None = None, client_id: str | None = None,
+        family_id: str | None = None,
+    ) -> Sequence[ActiveGrant]:
+        live: dict[str, RefreshToken] = {}
+        for token in self._s.refresh.values():
+            if (
+                token.status is not RefreshStatus.ACTIVE
+                or token.expires_at <= now
+                or token.family_expires_at <= now
+                or (user_id is not None and token.user_id != user_id)
+                or (client_id is not None and token.client_id != client_id)
+                or (family_id is not None and token.family_id != family_id)
+            ):
+                continue
+            seen = live.get(token.family_id)
+            if seen is None or token.issued_at > seen.issued_at:
+                live[token.family_id] = token
+        result = []
+        for fid in sorted(live):
+            token = live[fid]
+            grant = self._s.grants.get(fid)
+            result.append(ActiveGrant(
+                family_id=fid, user_id=token.user_id, client_id=token.client_id,
+                scope=token.scope, last_used_at=token.issued_at,
+                approved_at=grant.approved_at if grant else None,
+                origin=grant.origin if grant else None,
+            ))
+        return result
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        grants = self._s.grants
+        doomed = [k for k, g in grants.items() if g.expires_at < expired_before][:limit]
+        for key in doomed:
+            del grants[key]
+        return len(doomed)
+
+
 class MemoryUnitOfWork:
     """Writes apply at once; the memory store is for one process and for the contract, where
     transactional rollback is exercised by the SQL implementation."""
@@ -372,6 +422,7 @@ class MemoryUnitOfWork:
         self.denylist = MemoryDenylist(state)
         self.audit_log = MemoryAuditLog(state)
         self.signing_keys = MemorySigningKeys(state)
+        self.grants = MemoryGrants(state)
 
     async def __aenter__(self) -> Self:
         return self

@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from tests.support.stores import Backend
 
+from deviceflow.protocol.audit import AuditQuery
 from deviceflow.protocol.models import (
+    ActiveGrant,
     BrowserSession,
     BrowserSessionStatus,
     Client,
@@ -24,6 +26,7 @@ from deviceflow.protocol.models import (
     DenyKind,
     DeviceAuthorization,
     DeviceStatus,
+    GrantRecord,
     RefreshStatus,
     RefreshToken,
     RequestOrigin,
@@ -1104,3 +1107,124 @@ async def test_the_schema_refuses_a_second_newest_key_of_one_alg(sql_backend: Ba
         await uow.connection.execute(  # type: ignore[attr-defined]
             insert(tables.signing_keys), row | {"signs_until": NOW, "retire_after": NOW})
         await uow.commit()
+
+
+# ----------------------------------------------------------------------------- signed-in devices
+
+
+def a_grant(family_id: str = "family-1", **changes: object) -> GrantRecord:
+    grant = GrantRecord(
+        family_id=family_id,
+        user_id="sub-ada",
+        client_id="cli",
+        approved_at=NOW - 10.5,
+        origin=RequestOrigin(ip_address="2001:db8::1", user_agent="curl/8.5.0 (ünïcode)"),
+        expires_at=NOW + 7 * 86_400.5,
+    )
+    return dataclasses.replace(grant, **changes)  # type: ignore[arg-type]
+
+
+async def test_grant_add_refuses_a_taken_family_id(backend: Backend) -> None:
+    await committed(backend.store, lambda uow: uow.grants.add(a_grant()))
+    async with backend.store.unit_of_work() as uow:
+        with pytest.raises(AlreadyExistsError):
+            await uow.grants.add(a_grant(user_id="sub-bob"))
+        await uow.grants.add(a_grant("family-2"))  # still usable
+        await uow.commit()
+
+
+async def test_active_lists_families_with_a_live_token_and_their_origin(
+    backend: Backend,
+) -> None:
+    async def fill(uow: UnitOfWork) -> None:
+        # family-1: rotated once (the live token is the successor), with its origin recorded.
+        await uow.grants.add(a_grant())
+        await uow.refresh_tokens.add(a_token(1))
+        assert await uow.refresh_tokens.rotate(
+            "refresh-0001", a_token(2, issued_at=NOW + 60.5), NOW + 60.5)
+        # family-2: bob's, at another client, no origin recorded (from before the table).
+        await uow.refresh_tokens.add(a_token(3, family_id="family-2", user_id="sub-bob",
+                                             client_id="tv"))
+        # Not signed in: revoked, expired, past the family's end, only rotated.
+        await uow.grants.add(a_grant("family-3"))
+        await uow.refresh_tokens.add(a_token(4, family_id="family-3",
+                                             status=RefreshStatus.REVOKED))
+        await uow.refresh_tokens.add(a_token(5, family_id="family-4", expires_at=NOW))
+        await uow.refresh_tokens.add(a_token(6, family_id="family-5", family_expires_at=NOW))
+        await uow.refresh_tokens.add(a_token(7, family_id="family-6",
+                                             status=RefreshStatus.ROTATED))
+
+    await committed(backend.store, fill)
+    ada = ActiveGrant(
+        family_id="family-1", user_id="sub-ada", client_id="cli",
+        scope=("openid", "offline_access"), last_used_at=NOW + 60.5, approved_at=NOW - 10.5,
+        origin=a_grant().origin,
+    )
+    bob = ActiveGrant(
+        family_id="family-2", user_id="sub-bob", client_id="tv",
+        scope=("openid", "offline_access"), last_used_at=NOW, approved_at=None, origin=None,
+    )
+    for read_only in (False, True):
+        async with backend.store.unit_of_work(read_only=read_only) as uow:
+            g = uow.grants
+            assert list(await g.active(NOW)) == [ada, bob]
+            assert list(await g.active(NOW, user_id="sub-ada")) == [ada]
+            assert list(await g.active(NOW, client_id="tv")) == [bob]
+            assert list(await g.active(NOW, user_id="sub-ada", client_id="tv")) == []
+            assert list(await g.active(NOW, family_id="family-2")) == [bob]
+            assert list(await g.active(NOW, user_id="sub-ada", family_id="family-2")) == []
+            assert list(await g.active(NOW, family_id="family-3")) == []
+            assert list(await g.active(NOW + 86_400 + 61)) == []  # every token expired
+
+
+async def test_grant_purge_deletes_records_past_the_family_end(backend: Backend) -> None:
+    async def fill(uow: UnitOfWork) -> None:
+        for n in range(5):
+            await uow.grants.add(a_grant(f"old-{n}", expires_at=NOW - 1))
+        await uow.grants.add(a_grant("live"))
+        await uow.refresh_tokens.add(a_token(1, family_id="live"))
+
+    await committed(backend.store, fill)
+    assert await committed(backend.store, lambda uow: uow.grants.purge(NOW, 3)) == 3
+    assert await committed(backend.store, lambda uow: uow.grants.purge(NOW, 3)) == 2
+    assert await committed(backend.store, lambda uow: uow.grants.purge(NOW, 3)) == 0
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        [live] = await uow.grants.active(NOW)
+    assert live.origin == a_grant().origin
+
+
+async def test_concurrent_revocations_of_every_family_count_each_once(backend: Backend) -> None:
+    """Two (or fifty) "sign out all devices" at once: each family is revoked by exactly one."""
+    from deviceflow.server.service.audit import AuditService
+    from deviceflow.server.service.revocation import end_selected_logins_in
+
+    audit = AuditService(backend.store, lambda: NOW)
+
+    async def sign_out_all(uow: UnitOfWork) -> int:
+        ended = await end_selected_logins_in(
+            uow, actor="person", now=NOW, access_token_lifetime=3600, audit=audit,
+            user_id="sub-ada")
+        return len(ended)
+
+    families = 8
+
+    async def fill(uow: UnitOfWork) -> None:
+        for n in range(families):
+            await uow.grants.add(a_grant(f"family-{n}"))
+            await uow.refresh_tokens.add(a_token(n, family_id=f"family-{n}"))
+
+    await committed(backend.store, fill)
+    counts = await concurrently(
+        backend, sign_out_all, n=10, workers=5,
+    )
+    assert sum(counts) == families
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert list(await uow.grants.active(NOW)) == []
+        tokens = [await uow.refresh_tokens.get(f"refresh-{n:04d}") for n in range(families)]
+    assert {t.status for t in tokens if t is not None} == {RefreshStatus.REVOKED}
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        denied = await uow.denylist.since(NOW - 1, NOW)
+        revoked = await uow.audit_log.query(AuditQuery())
+    assert {e.value for e in denied} == {f"family-{n}" for n in range(families)}
+    assert sorted(e.family_id or "" for e in revoked) == sorted(
+        f"family-{n}" for n in range(families))  # one audit row per family, none twice

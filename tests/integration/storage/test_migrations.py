@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 KEY = StoredSecret(b"key", SecretEncryption.AES_256_GCM)
 TABLES = {
     "clients", "users", "device_authorizations", "refresh_tokens", "server_secrets",
-    "browser_sessions", "token_denylist", "audit_log", "signing_keys",
+    "browser_sessions", "token_denylist", "audit_log", "signing_keys", "grants",
 }
 
 
@@ -46,7 +46,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:
@@ -199,3 +199,32 @@ async def test_0004_keeps_existing_refresh_tokens_working(empty_db_url: str) -> 
     assert token.family_expires_at == 50.5 + 90 * 86400
     assert (token.successor_hash, token.rotated_at) == (None, None)
     assert token.scope == ("openid", "offline_access")
+
+
+async def test_0008_lists_families_begun_before_it_without_an_origin(empty_db_url: str) -> None:
+    # A family from before 0008 has no grants row: it is still a signed-in device (listed,
+    # revocable), with its approval and origin unknown.
+    store = create_store(empty_db_url)
+
+    def migrate(conn: Connection, target: str) -> None:
+        config = alembic_config(empty_db_url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, target)
+
+    try:
+        async with store.engine.connect() as conn:
+            await conn.run_sync(migrate, "0004")
+            await conn.execute(text(
+                "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope,"
+                " issued_at, expires_at, auth_time, status, family_expires_at, grant_type)"
+                " VALUES ('h', 'f', 'c', 'u', 'openid offline_access', 100.0, 200.0, 50.5,"
+                " 'active', 300.0, 'urn:ietf:params:oauth:grant-type:device_code')"))
+            await conn.commit()
+            await conn.run_sync(migrate, "head")
+            await conn.commit()
+        async with store.unit_of_work() as uow:
+            grants = await uow.grants.active(150.0, user_id="u")
+    finally:
+        await store.close()
+    assert [(g.family_id, g.client_id, g.last_used_at, g.approved_at, g.origin)
+            for g in grants] == [("f", "c", 100.0, None, None)]

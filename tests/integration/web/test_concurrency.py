@@ -140,7 +140,7 @@ async def test_many_devices_each_get_exactly_their_own_users_tokens_once(
 ) -> None:
     users = await harness.add_users(DEVICES)
 
-    async def device(i: int) -> tuple[dict[str, Any], list[str]]:
+    async def device(i: int) -> tuple[dict[str, Any], list[str], str]:
         codes = await harness.authorize()
         answers = [(await harness.poll(codes["device_code"])).json().get("error", "tokens")]
         assert await harness.decide(codes["user_code"], users[i]) is DecisionOutcome.RECORDED
@@ -157,19 +157,16 @@ async def test_many_devices_each_get_exactly_their_own_users_tokens_once(
             assert error in ("authorization_pending", "slow_down"), response.text
             interval += 5 if error == "slow_down" else 0
             assert time.monotonic() < deadline, answers
-        # The same code again: already redeemed.
-        again = await harness.poll(codes["device_code"])
-        assert again.status_code == 400
-        answers += ["tokens", again.json()["error"]]
-        return tokens, answers
+        answers.append("tokens")
+        return tokens, answers, codes["device_code"]
 
     results = await gather(DEVICES, device)
 
     keys = await harness.keys()
     seen_jti: set[str] = set()
-    for i, (tokens, answers) in enumerate(results):
+    for i, (tokens, answers, _) in enumerate(results):
         assert answers[0] == "authorization_pending"
-        assert answers[-2:] == ["tokens", "invalid_grant"]
+        assert answers[-1] == "tokens"
         access = claims_of(tokens["access_token"], keys)
         assert access["sub"] == users[i].user_id, f"device {i} got someone else's token"
         assert access["client_id"] == harness.client_id
@@ -177,7 +174,7 @@ async def test_many_devices_each_get_exactly_their_own_users_tokens_once(
         assert claims_of(tokens["id_token"], keys)["sub"] == users[i].user_id
         seen_jti.add(access["jti"])
     assert len(seen_jti) == DEVICES
-    assert len({tokens["refresh_token"] for tokens, _ in results}) == DEVICES
+    assert len({tokens["refresh_token"] for tokens, _, _ in results}) == DEVICES
 
     # And the resource side agrees: each access token describes its own person.
     async def whoami(i: int) -> dict[str, Any]:
@@ -190,6 +187,20 @@ async def test_many_devices_each_get_exactly_their_own_users_tokens_once(
     infos = await gather(DEVICES, whoami)
     for i, info in enumerate(infos):
         assert (info["sub"], info["preferred_username"]) == (users[i].user_id, users[i].username)
+
+    # Each code polled again: already redeemed, so invalid_grant, and the tokens issued from it
+    # are revoked (RFC 6749 §4.1.2) -- that device's, and no other device's.
+    async def replay(i: int) -> int:
+        again = await harness.poll(results[i][2])
+        assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+        response = await harness.http.get(
+            "/userinfo", headers={"Authorization": "Bearer " + results[i][0]["access_token"]})
+        return response.status_code
+
+    half = DEVICES // 2
+    assert await gather(half, replay) == [401] * half
+    assert (await gather(DEVICES - half, lambda i: whoami(half + i)))[0]["sub"] == (
+        users[half].user_id)
 
 
 async def test_concurrent_polls_of_one_approved_code_redeem_it_once(harness: Harness) -> None:

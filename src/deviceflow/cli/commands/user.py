@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
 from ._admin import db_option, read_password, run_admin
+
+if TYPE_CHECKING:
+    from ...server.service.admin import SignedOut
 
 
 @click.group("user")
@@ -40,14 +44,22 @@ def list_(db: str | None) -> None:
         click.echo(f"{u.username:<24} {u.name:<24} {u.user_id:<34} {created}")
 
 
+def _signed_out(ended: SignedOut) -> str:
+    browsers = "" if ended.browser_sessions == 1 else "s"
+    devices = "" if ended.devices == 1 else "s"
+    return (f"{ended.browser_sessions} browser session{browsers} ended, "
+            f"{ended.devices} device{devices} signed out")
+
+
 @command.command("remove")
 @click.argument("username")
 @db_option
 def remove(username: str, db: str | None) -> None:
-    """Remove a user."""
-    if not run_admin(db, lambda admin: admin.remove_user(username)):
+    """Remove a user, ending their sign-ins and signing out their devices."""
+    ended = run_admin(db, lambda admin: admin.remove_user(username))
+    if ended is None:
         raise click.ClickException(f"no user named {username!r}")
-    click.echo(f"Removed user {username}.", err=True)
+    click.echo(f"Removed user {username}: {_signed_out(ended)}.", err=True)
 
 
 @command.command("passwd")
@@ -55,11 +67,12 @@ def remove(username: str, db: str | None) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @db_option
 def passwd(username: str, password_stdin: bool, db: str | None) -> None:
-    """Set a user's password."""
+    """Set a user's password, ending their sign-ins and signing out their devices."""
     password = read_password(password_stdin)
-    if not run_admin(db, lambda admin: admin.set_password(username, password)):
+    ended = run_admin(db, lambda admin: admin.set_password(username, password))
+    if ended is None:
         raise click.ClickException(f"no user named {username!r}")
-    click.echo(f"Password changed for {username}.", err=True)
+    click.echo(f"Password changed for {username}: {_signed_out(ended)}.", err=True)
 
 
 @command.command("signout")

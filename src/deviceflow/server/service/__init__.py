@@ -4,8 +4,10 @@ Split by concern, each part composing the few ports it needs from one ``ServiceC
 ``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``revocation``
 (ending logins and access tokens, RFC 7009), ``introspection`` (RFC 7662), ``verification``
 (the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
-kept on the server), ``admin`` (the operator's users and clients), ``audit`` (the audit log,
-``ServiceContext.audit``). Nothing here knows about HTTP.
+kept on the server), ``revocation`` (ending logins: refresh tokens, access-token denylist,
+audit), ``introspection``, ``devices`` ("Your devices"), ``admin`` (the operator's users,
+clients and signed-in devices), ``audit`` (the audit log, ``ServiceContext.audit``). Nothing
+here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .audit import AuditService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
+from .devices import DeviceService, SignedInDevice
 from .introspection import IntrospectionService
 from .revocation import LoginEnded, RevocationService
 from .sessions import SessionService, SignedIn
@@ -59,6 +62,7 @@ class DeviceFlowService:
         self.sessions = SessionService(self.ctx)
         self.revocation = RevocationService(self.ctx)
         self.introspection = IntrospectionService(self.ctx, self.revocation)
+        self.devices = DeviceService(self.ctx, self.revocation)
 
     @property
     def store(self) -> Store:
@@ -95,6 +99,7 @@ __all__ = [
     "CodeRefused",
     "DecisionOutcome",
     "DeviceFlowService",
+    "DeviceService",
     "IntrospectionService",
     "LoginEnded",
     "PendingRequest",
@@ -105,6 +110,7 @@ __all__ = [
     "SignIn",
     "SignInRefused",
     "SignedIn",
+    "SignedInDevice",
     "Throttled",
     "TokenService",
     "VerificationService",

@@ -1,24 +1,32 @@
-"""Administration of users and clients (the operator CLI and the demo)."""
+"""Administration of users, clients and signed-in devices (the operator CLI and the demo)."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import anyio
 
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
-from ...protocol.models import Client, ClientChanges, ClientType, User
-from ...storage.interface import AlreadyExistsError, Store
+from ...protocol.models import ActiveGrant, Client, ClientChanges, ClientType, User
+from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
 from .. import identity
 from .audit import AuditService
 from .context import Clock
+from .revocation import LoginEnded, end_selected_logins_in
 
 MAX_CLIENT_NAME = 100
 """Characters in a client's display name: enough for any product name, short enough to show."""
+
+
+DENY_FOR = 24 * 3600
+"""How long an operator's revocation denies a login's access tokens when the caller does not
+know the servers' ``access_token_lifetime`` (the CLI passes it from the same settings as
+``serve``): a day outlasts any access token the defaults issue, and an entry only costs a row."""
 
 
 class AdminRefused(Exception):
@@ -40,13 +48,34 @@ def check_client_name(name: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SignedOut:
+    """What ending a user's access ended."""
+
+    browser_sessions: int
+    """Sign-ins on the verification pages."""
+    devices: int
+    """Refresh-token families (signed-in devices)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSession:
+    """A signed-in device as the operator sees it."""
+
+    grant: ActiveGrant
+    username: str
+    """Empty when the user was removed (their families are revoked with them)."""
+
+
 class AdminService:
     """Users and clients. Shares the store with the server; needs no keys."""
 
-    def __init__(self, store: Store, clock: Clock = time.time) -> None:
+    def __init__(self, store: Store, clock: Clock = time.time,
+                 access_token_lifetime: int = DENY_FOR) -> None:
         self.store = store
         self._clock = clock
         self.audit = AuditService(store, clock)
+        self.access_token_lifetime = access_token_lifetime
 
     async def add_user(self, username: str, password: str, name: str = "") -> User:
         password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
@@ -61,27 +90,97 @@ class AdminService:
         async with self.store.unit_of_work(read_only=True) as uow:
             return await uow.users.list()
 
-    async def remove_user(self, username: str) -> bool:
-        """Remove a user and end their sign-ins on the verification pages, in one transaction."""
+    async def remove_user(self, username: str) -> SignedOut | None:
+        """Remove a user, end their sign-ins on the verification pages and sign out their
+        devices (revoke their refresh-token families), in one transaction; None when there is
+        no such user."""
         async with self.store.unit_of_work() as uow:
             user = await uow.users.get_by_username(username)
-            removed = await uow.users.remove(username)
-            if user is not None:
-                await uow.browser_sessions.revoke_all_for_user(user.user_id)
+            if user is None or not await uow.users.remove(username):
+                return None
+            ended, logins = await self._sign_out_everywhere(uow, user.user_id)
             await uow.commit()
-        return removed
+        self._emit(logins)
+        return ended
 
-    async def set_password(self, username: str, password: str) -> bool:
-        """Change a password and end every sign-in made with the old one, in one transaction:
-        whoever learnt the old password (or copied a signed-in cookie) is out."""
+    async def set_password(self, username: str, password: str) -> SignedOut | None:
+        """Change a password, end every sign-in made with the old one and sign out every device
+        signed in with it, in one transaction: whoever learnt the old password (or copied a
+        signed-in cookie, or a device's refresh token) is out. None when there is no such
+        user."""
         password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
         async with self.store.unit_of_work() as uow:
             user = await uow.users.get_by_username(username)
-            changed = await uow.users.set_password_hash(username, password_hash)
-            if user is not None:
-                await uow.browser_sessions.revoke_all_for_user(user.user_id)
+            if user is None or not await uow.users.set_password_hash(username, password_hash):
+                return None
+            ended, logins = await self._sign_out_everywhere(uow, user.user_id)
             await uow.commit()
-        return changed
+        self._emit(logins)
+        return ended
+
+    async def _sign_out_everywhere(
+        self, uow: UnitOfWork, user_id: str
+    ) -> tuple[SignedOut, list[LoginEnded]]:
+        browsers = await uow.browser_sessions.revoke_all_for_user(user_id)
+        logins = await self._end_logins(uow, user_id=user_id)
+        return SignedOut(browser_sessions=browsers, devices=len(logins)), logins
+
+    async def _end_logins(
+        self, uow: UnitOfWork, *, user_id: str | None = None, client_id: str | None = None,
+        family_id: str | None = None,
+    ) -> list[LoginEnded]:
+        """The same revocation as the server's: refresh tokens, the access-token denylist (the
+        servers read new entries within a second) and the audit log, in ``uow``."""
+        return await end_selected_logins_in(
+            uow, actor=AuditActor.OPERATOR.value, now=self._clock(),
+            access_token_lifetime=self.access_token_lifetime, audit=self.audit,
+            user_id=user_id, client_id=client_id, family_id=family_id)
+
+    def _emit(self, logins: Sequence[LoginEnded]) -> None:
+        for login in logins:
+            for event in login.events:
+                self.audit.emit(event)
+
+    async def list_sessions(
+        self, *, username: str | None = None, client_id: str | None = None
+    ) -> Sequence[DeviceSession]:
+        """Signed-in devices (refresh-token families with a live token), optionally of one user
+        and/or one client, ordered by family id."""
+        async with self.store.unit_of_work(read_only=True) as uow:
+            user_id = await self._user_id(uow, username)
+            grants = await uow.grants.active(self._clock(), user_id=user_id,
+                                             client_id=client_id)
+            names: dict[str, str] = {}
+            for grant in grants:
+                if grant.user_id not in names:
+                    user = await uow.users.get(grant.user_id)
+                    names[grant.user_id] = user.username if user else ""
+        return [DeviceSession(grant, names[grant.user_id]) for grant in grants]
+
+    async def revoke_sessions(
+        self, *, username: str | None = None, client_id: str | None = None,
+        family_id: str | None = None,
+    ) -> int:
+        """Sign out the devices exactly one selector names, through the same revocation as
+        the server's "Your devices" page; return how many were signed out by this call."""
+        if sum(x is not None for x in (username, client_id, family_id)) != 1:
+            raise AdminRefused("name exactly one of a user, a client or a family")
+        async with self.store.unit_of_work() as uow:
+            user_id = await self._user_id(uow, username)
+            logins = await self._end_logins(uow, user_id=user_id, client_id=client_id,
+                                            family_id=family_id)
+            await uow.commit()
+        self._emit(logins)
+        return len(logins)
+
+    @staticmethod
+    async def _user_id(uow: UnitOfWork, username: str | None) -> str | None:
+        if username is None:
+            return None
+        user = await uow.users.get_by_username(username)
+        if user is None:
+            raise AdminRefused(f"no user named {username!r}")
+        return user.user_id
 
     async def sign_out_user(self, username: str) -> int | None:
         """End every sign-in of a user on the verification pages (one UPDATE); return how many

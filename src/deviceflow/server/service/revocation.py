@@ -1,9 +1,11 @@
 """Revocation: ending a login (its refresh-token family and the access tokens issued from it), all
 of a person's logins, or one access token; and the revocation endpoint (RFC 7009 §2).
 
-Every path that ends a login goes through ``revoke_family_in``: the refresh tokens are revoked
-and the family's denylist entry written in one transaction, so they commit together or not at
-all, and the access tokens of the login are refused from then on (``server/denylist.py``)."""
+Every path that ends a login — RFC 7009 requests, refresh reuse, a replayed device code, "Your
+devices", the operator's ``deviceflow sessions revoke``, ``user passwd``/``user remove`` — goes
+through ``end_login_in``: the refresh tokens are revoked, the family's denylist entry and its
+audit row written in one transaction, so they commit together or not at all, and the access
+tokens of the login are refused from then on (``server/denylist.py``)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 
 from ...protocol import client_auth, revocation, tokens
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType
-from ...protocol.models import Client, DeniedToken, RefreshToken
+from ...protocol.models import Client, DeniedToken, RefreshToken, Timestamp
 from ...protocol.params import FormParams
 from ...protocol.revocation import TokenKind
 from ...storage.interface import UnitOfWork
 from ..keys import TokenVerificationError
+from .audit import AuditService
 from .context import ServiceContext
 
 log = logging.getLogger("deviceflow.service")
@@ -40,6 +43,45 @@ def audit_actor(actor: str) -> tuple[AuditActor, str | None]:
     return AuditActor(kind), client_id or None
 
 
+async def end_login_in(
+    uow: UnitOfWork, family_id: str, *, actor: str, now: Timestamp,
+    access_token_lifetime: int, audit: AuditService,
+) -> LoginEnded:
+    """The one step every path that ends a login takes, inside the caller's transaction:
+    revoke the family's refresh tokens (idempotent), deny its access tokens, and record it in
+    the audit log when it changed anything. ``actor``: see ``audit_actor``."""
+    entry = revocation.family_entry(family_id, now, access_token_lifetime)
+    count = await uow.refresh_tokens.revoke_family(family_id)
+    await uow.denylist.add(entry)
+    events: tuple[AuditEvent, ...] = ()
+    if count:
+        who, client_id = audit_actor(actor)
+        events = (await audit.append(
+            uow, AuditEventType.REVOKED, client_id=client_id, family_id=family_id, actor=who,
+            detail=f"login ended: {count} refresh tokens revoked, its access tokens denied"),)
+        log.info("login ended by %s: %d refresh tokens revoked, its access tokens denied",
+                 actor, count)
+    return LoginEnded(count, (entry,), events)
+
+
+async def end_selected_logins_in(
+    uow: UnitOfWork, *, actor: str, now: Timestamp, access_token_lifetime: int,
+    audit: AuditService, user_id: str | None = None, client_id: str | None = None,
+    family_id: str | None = None,
+) -> list[LoginEnded]:
+    """``end_login_in`` for every signed-in family the filters select; return the logins this
+    call ended (a family another revoker ended first changes nothing here, and is left out).
+
+    Families are revoked in ``family_id`` order (as storage lists them), so concurrent revokers
+    lock rows in the same order."""
+    grants = await uow.grants.active(now, user_id=user_id, client_id=client_id,
+                                     family_id=family_id)
+    ended = [await end_login_in(uow, grant.family_id, actor=actor, now=now,
+                                access_token_lifetime=access_token_lifetime, audit=audit)
+             for grant in grants]
+    return [one for one in ended if one.refresh_tokens]
+
+
 class RevocationService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -48,7 +90,7 @@ class RevocationService:
 
     async def revoke_family(self, family_id: str, *, actor: str) -> int:
         """Revoke every refresh token of the family and deny its access tokens; returns how many
-        refresh tokens were active."""
+        refresh tokens were not yet revoked (0 when the family was ended already)."""
         async with self.ctx.store.unit_of_work() as uow:
             ended = await self.revoke_family_in(uow, family_id, actor=actor)
             await uow.commit()
@@ -56,34 +98,26 @@ class RevocationService:
         return ended.refresh_tokens
 
     async def revoke_user(self, user_id: str, *, actor: str) -> int:
-        """revoke_family for every family of the user; returns families revoked."""
-        async with self.ctx.store.unit_of_work() as uow:
-            families = await uow.refresh_tokens.families(user_id)
-            ended = [await self.revoke_family_in(uow, family, actor=actor)
-                     for family in families]
+        """revoke_family for every signed-in family of the user; returns how many this call
+        ended."""
+        ctx = self.ctx
+        async with ctx.store.unit_of_work() as uow:
+            ended = await end_selected_logins_in(
+                uow, actor=actor, now=ctx.clock(),
+                access_token_lifetime=ctx.policy.token.access_token_lifetime,
+                audit=ctx.audit, user_id=user_id)
             await uow.commit()
         for one in ended:
             self.committed(one)
-        return True
-        return len(families)
+        return len(ended)
 
     async def revoke_family_in(self, uow: UnitOfWork, family_id: str, *, actor: str
                                ) -> LoginEnded:
-        """The one step every path that ends a login takes, inside the caller's transaction:
-        revoke the family's refresh tokens (idempotent), deny its access tokens, and record it
-        in the audit log. ``actor``: see ``audit_actor``."""
+        """``end_login_in`` with this server's clock, token lifetime and audit log."""
         ctx = self.ctx
-        entry = revocation.family_entry(family_id, ctx.clock(),
-                                        ctx.policy.token.access_token_lifetime)
-        count = await uow.refresh_tokens.revoke_family(family_id)
-        await uow.denylist.add(entry)
-        who, client_id = audit_actor(actor)
-        event = await ctx.audit.append(
-            uow, AuditEventType.REVOKED, client_id=client_id, family_id=family_id, actor=who,
-            detail=f"login ended: {count} refresh tokens revoked, its access tokens denied")
-        log.info("login ended by %s: %d refresh tokens revoked, its access tokens denied",
-                 actor, count)
-        return LoginEnded(count, (entry,), (event,))
+        return await end_login_in(
+            uow, family_id, actor=actor, now=ctx.clock(),
+            access_token_lifetime=ctx.policy.token.access_token_lifetime, audit=ctx.audit)
 
     def committed(self, ended: LoginEnded) -> None:
         """After the commit: this worker refuses the tokens at once (others within a second),
@@ -167,4 +201,10 @@ class RevocationService:
             return None
 
 
-__all__ = ["LoginEnded", "RevocationService"]
+__all__ = [
+    "LoginEnded",
+    "RevocationService",
+    "audit_actor",
+    "end_login_in",
+    "end_selected_logins_in",
+]

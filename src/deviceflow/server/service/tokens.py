@@ -25,6 +25,7 @@ from ...protocol.grants import device_code, refresh_token
 from ...protocol.models import (
     Client,
     DeviceStatus,
+    GrantRecord,
     IssuedTokens,
     RequestOrigin,
     Timestamp,
@@ -183,9 +184,16 @@ class TokenService:
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
                 plain = ctx.codes.token()
-                await uow.refresh_tokens.add(refresh_token.start_family(
+                first = refresh_token.start_family(
                     grant, ctx.keyring.hasher.refresh_token(plain), family, now,
-                    ctx.policy.token))
+                    ctx.policy.token)
+                await uow.refresh_tokens.add(first)
+                # Where the device asked from, kept with the family for "Your devices": the
+                # device authorization itself is purged soon after it expires.
+                await uow.grants.add(GrantRecord(
+                    family_id=first.family_id, user_id=user.user_id, client_id=client.client_id,
+                    approved_at=new.decided_at if new.decided_at is not None else now,
+                    origin=new.origin, expires_at=first.family_expires_at))
             event = await ctx.audit.append(
                 uow, AuditEventType.TOKENS_ISSUED, user_id=user.user_id,
                 client_id=client.client_id, family_id=family,
@@ -309,7 +317,8 @@ class TokenService:
 
     async def purge_expired(self, batch: int = 500) -> int:
         """Delete device codes past their ``expired_token`` window, expired refresh tokens and
-        denylist entries that can match no live token, in small batches so no request waits
+        denylist entries that can match no live token and the records of families past their
+        absolute end, in small batches so no request waits
         long behind the purge."""
         ctx = self.ctx
         now = ctx.clock()
@@ -319,5 +328,6 @@ class TokenService:
             )
             n += await uow.refresh_tokens.purge(now, batch)
             n += await uow.denylist.purge(now, batch)
+            n += await uow.grants.purge(now, batch)
             await uow.commit()
         return n

@@ -41,6 +41,7 @@ from . import errors
 from . import metrics as metrics_endpoint
 from .endpoints import (
     device_authorization,
+    devices,
     discovery,
     health,
     introspect,
@@ -197,6 +198,7 @@ def create_app(
         *discovery.routes,
         *health.routes,
         *verification.routes,
+        *devices.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
     ]
@@ -217,7 +219,8 @@ def create_app(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",
             max_age=settings.session_lifetime,
-            path="/device",
+            # "/": the verification pages and "Your devices" (/account) share one sign-in.
+            path="/",
             same_site="lax",
             https_only=https,
         ),

@@ -128,6 +128,15 @@ class RequestContextMiddleware:
         )
 
 
+SESSION_PREFIXES = ("/device", "/account")
+"""The pages that use the session: the verification pages and "Your devices". Other routes
+(the token endpoint above all) neither read nor set the cookie."""
+
+
+def _has_session(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in SESSION_PREFIXES)
+
+
 class DeferredSessionMiddleware:
     """Starlette's signed-cookie session, built on first use with the secret loaded at start-up
     (the secret lives in the database, so it is not known when the app object is made).
@@ -147,8 +156,7 @@ class DeferredSessionMiddleware:
         self._inner: SessionMiddleware | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/device" or path.startswith("/device/")):
+        if scope["type"] != "http" or not _has_session(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         if self._inner is None:

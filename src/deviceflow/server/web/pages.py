@@ -59,6 +59,14 @@ def static_url(request: Request, path: str) -> str:
         return root_path + "/static/" + path.lstrip("/")
 
 
+def _devices_url(request: Request) -> str | None:
+    """"Your devices", linked from the signed-in footer and the result page."""
+    try:
+        return request.url_for("account_devices").path
+    except NoMatchFound:
+        return None
+
+
 def page_url(request: Request, name: str) -> str:
     """Path (with any root path) of one of the verification routes, by route name."""
     return request.url_for(name).path
@@ -78,6 +86,7 @@ def render(
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token(request.session),
         "stylesheet": static_url(request, "style.css"),
+        "devices_url": _devices_url(request),
     }
     values.update(context or {})
     body = environment.get_template(template).render(values)

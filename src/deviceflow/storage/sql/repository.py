@@ -50,6 +50,7 @@ from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
 from .dml import purge_statement as _purge_statement
+from .grants import SqlGrants
 from .sessions import SqlBrowserSessions
 from .signing_keys import SqlSigningKeys
 
@@ -560,6 +561,7 @@ class SqlUnitOfWork:
     denylist: SqlDenylist
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
+    grants: SqlGrants
 
     __slots__ = (
         "_conn",
@@ -573,6 +575,7 @@ class SqlUnitOfWork:
         "clients",
         "denylist",
         "device_authorizations",
+        "grants",
         "refresh_tokens",
         "secrets",
         "signing_keys",
@@ -631,6 +634,7 @@ class SqlUnitOfWork:
         self.denylist = SqlDenylist(conn)
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
+        self.grants = SqlGrants(conn)
         return self
 
     async def __aexit__(
@@ -796,9 +800,11 @@ class InlineReadUnitOfWork:
     denylist: SqlDenylist
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
+    grants: SqlGrants
 
     __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
-                 "device_authorizations", "refresh_tokens", "secrets", "signing_keys", "users")
+                 "device_authorizations", "grants", "refresh_tokens", "secrets", "signing_keys",
+                 "users")
 
     def __init__(self, reader: _InlineReader) -> None:
         self._reader = reader
@@ -814,6 +820,7 @@ class InlineReadUnitOfWork:
         self.denylist = SqlDenylist(conn)
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
+        self.grants = SqlGrants(conn)
         return self
 
     async def __aexit__(

@@ -108,7 +108,22 @@ refresh_tokens = Table(
     Column("rotated_at", Double, nullable=True),
     CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
     Index(None, "family_id"),  # revoke_family on replay
-    Index(None, "user_id"),  # a person's families, to revoke them all (migration 0005)
+    Index(None, "user_id"),  # a person's families: "Your devices", revoking them all (0005)
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
+# Where each device login (refresh-token family) began, written at the code's redemption: the
+# device authorization it came from is purged soon after, and "Your devices" still names it.
+grants = Table(
+    "grants",
+    metadata,
+    Column("family_id", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("approved_at", Double, nullable=False),
+    Column("ip_address", Text, nullable=False),
+    Column("user_agent", Text, nullable=False),
+    Column("expires_at", Double, nullable=False),  # the family's absolute end
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
@@ -195,6 +210,7 @@ __all__ = [
     "browser_sessions",
     "clients",
     "device_authorizations",
+    "grants",
     "metadata",
     "refresh_tokens",
     "server_secrets",

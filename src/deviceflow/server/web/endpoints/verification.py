@@ -14,6 +14,9 @@ Flow, each step a POST answered by a 303 to the next GET (POST-redirect-GET):
     GET      /device/done     "Device connected" / "Request denied"
     POST     /device/signout
 
+"Your devices" (``endpoints.devices``) shares this sign-in: it sends a browser to
+``/device/signin`` with the page to return to (``RETURN_TO``, a route name).
+
 The sign-in lives on the server (``service.sessions``): the signed cookie carries only its random
 id, read back from storage on every request that relies on it, so signing out, a password change,
 removing the user or ``deviceflow user signout`` ends it for every copy of the cookie. The rest of
@@ -58,6 +61,9 @@ SIGN_IN = "signin"
 """The random id of the server-side sign-in; never who or when."""
 USER_CODE = "user_code"
 RESULT = "result"
+RETURN_TO = "return_to"
+"""A page to return to after signing in, by route name (never a URL: no open redirect)."""
+RETURN_PAGES = frozenset({"account_devices"})
 
 # --- what the pages say ------------------------------------------------------------------------
 
@@ -77,6 +83,9 @@ NO_DECISION = "Choose Approve or Deny."
 SIGN_IN_HELPS = "If you have an account here, sign in first and you can go on entering codes."
 SIGN_IN_AGAIN = (
     "Enter your password again to approve this device: you signed in more than {age} ago."
+)
+SIGN_IN_AGAIN_DEVICES = (
+    "Enter your password again to sign out devices: you signed in more than {age} ago."
 )
 
 _MAX_ECHO = 64
@@ -144,6 +153,24 @@ def _forget_sign_in(request: Request) -> None:
 def _entered_code(request: Request) -> str | None:
     code = request.session.get(USER_CODE)
     return code if isinstance(code, str) and code else None
+
+
+def return_to(request: Request) -> str | None:
+    """The page (route name) to go back to after signing in, if another page sent us here."""
+    page = request.session.get(RETURN_TO)
+    return page if isinstance(page, str) and page in RETURN_PAGES else None
+
+
+def sign_in_then(request: Request, page: str) -> Response:
+    """Send the browser to sign in (again), and back to ``page`` afterwards."""
+    request.session[RETURN_TO] = page
+    return redirect(page_url(request, "device_signin"))
+
+
+def _needs_fresh_sign_in(request: Request) -> bool:
+    """Whether what waits for this sign-in needs the password entered recently: approving an
+    entered code, or signing out devices."""
+    return return_to(request) is not None or _entered_code(request) is not None
 
 
 async def _form(request: Request) -> FormParams | Response:
@@ -236,8 +263,9 @@ async def _signin_page(
     service = _service(request)
     signed = await _signed_in(request, service)
     again = None
-    if signed is not None and not signed.may_approve and _entered_code(request):
-        again = SIGN_IN_AGAIN.format(age=_within(service.policy.approval_max_age))
+    if signed is not None and not signed.may_approve and _needs_fresh_sign_in(request):
+        wording = SIGN_IN_AGAIN_DEVICES if return_to(request) else SIGN_IN_AGAIN
+        again = wording.format(age=_within(service.policy.approval_max_age))
         if not username:
             user = await service.accounts.get_user(signed.user_id)
             username = user.username if user else ""
@@ -245,7 +273,7 @@ async def _signin_page(
         "username": username[:_MAX_USERNAME],
         "alert": alert,
         "again": again,
-        "user_code": _entered_code(request),
+        "user_code": None if return_to(request) else _entered_code(request),
         "action": page_url(request, "device_signin"),
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
 
@@ -274,6 +302,10 @@ def _consent_page(
 
 
 def _after_sign_in(request: Request) -> str:
+    page = return_to(request)
+    if page is not None:
+        request.session.pop(RETURN_TO, None)
+        return page_url(request, page)
     return page_url(request, "device_consent" if _entered_code(request) else "device")
 
 
@@ -317,15 +349,17 @@ async def code_submit(request: Request) -> Response:
         return await _code_refused(request)
     request.session[USER_CODE] = entry.user_code
     request.session.pop(RESULT, None)
+    request.session.pop(RETURN_TO, None)  # the code is what this browser is here for now
     ready = signed is not None and signed.may_approve
     return redirect(page_url(request, "device_consent" if ready else "device_signin"))
 
 
 async def signin_form(request: Request) -> Response:
     """GET /device/signin, skipped while this browser's sign-in is within its lifetime, unless
-    an entered code waits for an approval that needs the password again."""
+    an entered code waits for an approval (or "Your devices" for a sign-out) that needs the
+    password again."""
     signed = await _signed_in(request, _service(request))
-    if signed is not None and (signed.may_approve or _entered_code(request) is None):
+    if signed is not None and (signed.may_approve or not _needs_fresh_sign_in(request)):
         return redirect(_after_sign_in(request))
     return await _signin_page(request)
 
@@ -466,6 +500,7 @@ async def signout(request: Request) -> Response:
     _forget_sign_in(request)
     request.session.pop(USER_CODE, None)
     request.session.pop(RESULT, None)
+    request.session.pop(RETURN_TO, None)
     csrf.rotate(request.session)
     return redirect(page_url(request, "device"))
 
