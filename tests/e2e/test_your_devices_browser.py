@@ -1,5 +1,6 @@
 """"Your devices" in a real browser: sign a device in, find it on the page the success page
-links to, press its **Sign out** button, and the device's next refresh is refused."""
+links to, press its **Sign out** button, and the device's next refresh is refused and its access
+token introspects inactive (RFC 7662) at a resource server."""
 
 from __future__ import annotations
 
@@ -28,10 +29,22 @@ def test_sign_a_device_out_on_your_devices(
     live_server: Any, browser_page: Page, tmp_path: Path,
 ) -> None:
     party = Party(live_server)
+    api_secret = live_server.add_client(f"api-{party.client_id}", name="Orders API",
+                                        public=False, grants=())
+    assert api_secret is not None
     grant = party.device_authorization()
     approve(browser_page, grant["verification_uri_complete"], party.username, PASSWORD)
     tokens = party.poll(grant)
     assert "refresh_token" in tokens, tokens
+
+    def introspect() -> dict[str, Any]:
+        response = httpx.post(party.issuer + "/introspect", data={"token": tokens["access_token"]},
+                              auth=(f"api-{party.client_id}", api_secret), timeout=10)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert introspect()["active"] is True
 
     with browser_page.expect_navigation():
         browser_page.get_by_role("link", name="Your devices").click()
@@ -51,3 +64,4 @@ def test_sign_a_device_out_on_your_devices(
     expect(browser_page.get_by_text("No devices are signed in")).to_be_visible()
 
     assert refresh(party, tokens["refresh_token"])["error"] == "invalid_grant"
+    assert introspect() == {"active": False}
