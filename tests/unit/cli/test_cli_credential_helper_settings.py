@@ -117,6 +117,19 @@ def test_a_registry_maps_to_one_profile(tmp_path: Path) -> None:
     assert "docker_registries" not in profile_table(tmp_path, "b")
 
 
+def test_a_hand_edited_file_mapping_one_registry_twice_is_refused_by_get(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir(mode=0o700)
+    (config / "profiles.toml").write_text(
+        '[profiles.a]\nclient_id = "cli"\ndocker_registries = ["ghcr.io"]\n'
+        '[profiles.b]\nclient_id = "cli"\ndocker_registries = ["GHCR.io"]\n'
+    )
+    result = invoke(tmp_path, "docker-credential", "get", stdin="ghcr.io\n")
+    assert result.code == 3
+    assert result.out == ""
+    assert "mapped by several profiles ('a', 'b')" in result.err
+
+
 def test_update_replaces_clears_and_resets(tmp_path: Path) -> None:
     assert create(tmp_path, "p", "--docker-registry", "a.example.com",
                   "--docker-username", "<token>") == 0
