@@ -26,7 +26,7 @@ class ExitCode(IntEnum):
     SERVER = 7  # the server refused the request or answered something invalid
     CACHE = 8  # the token cache is unreadable/corrupt, or the required keyring is unavailable
     NOT_A_JWT = 9  # inspect: the token cannot be decoded
-    NOT_SIGNED_IN = 10  # status/inspect: no cached token for the profile
+    NOT_SIGNED_IN = 10  # status/inspect: no cached token; kube-credential/docker: sign-in needed
     NOT_REVOKED = 11  # logout: forgotten locally, but the server failed to revoke a token
     CANCELLED = 130  # Ctrl+C
 
@@ -56,6 +56,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     table: tuple[tuple[type[BaseException], ExitCode], ...] = (
         (CliError, ExitCode.FAILURE),
         (errors.CancelledByUserError, ExitCode.CANCELLED),
+        (errors.SignInRequiredError, ExitCode.NOT_SIGNED_IN),
         (errors.AccessDeniedError, ExitCode.ACCESS_DENIED),
         (errors.ExpiredTokenError, ExitCode.EXPIRED),
         (errors.TimedOutError, ExitCode.EXPIRED),

@@ -42,6 +42,14 @@ USER_COMMANDS: dict[str, tuple[str, str]] = {
         "deviceflow.cli.commands.inspect_token",
         "Decode a JWT's header and claims (signature not verified).",
     ),
+    "kube-credential": (
+        "deviceflow.cli.commands.kube_credential",
+        "Print an ExecCredential for kubectl (an exec credential plugin).",
+    ),
+    "docker-credential": (
+        "deviceflow.cli.commands.docker_credential",
+        "A docker credential helper (as docker-credential-deviceflow).",
+    ),
 }
 
 OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {

@@ -7,9 +7,17 @@ import click
 from deviceflow.cli.common import F
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
+from deviceflow.client.profiles import normalize_registry
 from deviceflow.client.providers import ProviderKind
 
-__all__ = ["ask", "name_argument", "read_secret", "settings_options"]
+__all__ = [
+    "ask",
+    "docker_options",
+    "name_argument",
+    "read_secret",
+    "registries",
+    "settings_options",
+]
 
 PROVIDERS = [kind.value for kind in ProviderKind]
 
@@ -60,6 +68,32 @@ def settings_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def docker_options(func: F) -> F:
+    """--docker-registry HOST (repeatable) and --docker-username NAME: the registries
+    ``docker-credential-deviceflow`` answers with this profile's token (docs/cli.md, "docker")."""
+    func = click.option(
+        "--docker-username",
+        metavar="NAME",
+        help="Username docker sends with the token (default: oauth2accesstoken; Azure "
+        "Container Registry: 00000000-0000-0000-0000-000000000000).",
+    )(func)
+    func = click.option(
+        "--docker-registry",
+        "docker_registries",
+        multiple=True,
+        metavar="HOST",
+        help="Registry host whose docker credentials are this profile's token; repeat for "
+        "several (see 'docker-credential-deviceflow').",
+    )(func)
+    return func
+
+
+def registries(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--docker-registry values as hosts; a value that is none is kept so validation names it."""
+    hosts = [normalize_registry(value) or value for value in values]
+    return tuple(dict.fromkeys(hosts))
 
 
 def name_argument(func: F) -> F:

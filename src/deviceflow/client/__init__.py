@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         OAuthError,
         ProfileNotFoundError,
         ServerResponseError,
+        SignInRequiredError,
         TimedOutError,
     )
     from deviceflow.client.flow import (
@@ -104,6 +105,7 @@ _EXPORTS: dict[str, str] = {
     "Sleep": "flow",
     "SleepReason": "flow",
     "StoreKind": "cache",
+    "SignInRequiredError": "errors",
     "TimedOutError": "errors",
     "TokenActivity": "session",
     "TokenCache": "cache",
@@ -154,6 +156,7 @@ __all__ = [
     "ServerMetadata",
     "ServerResponseError",
     "ShowCode",
+    "SignInRequiredError",
     "Sleep",
     "SleepReason",
     "StoreKind",

@@ -229,9 +229,11 @@ class AsyncDeviceFlowClient:
         audience: str | None = None,
         force: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the person, not I/O
+        sign_in: bool = True,
     ) -> TokenSet:
-        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then the device flow."""
-        request = TokenRequest(tuple(scopes), audience, force, timeout)
+        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then the device flow
+        (unless ``sign_in=False``: then ``SignInRequiredError``)."""
+        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in)
         hit = self.options.cached(await self._load(force=force), request)
         if hit is not None:
             return hit
@@ -252,6 +254,7 @@ class AsyncDeviceFlowClient:
             lock.release()
 
     async def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
+        self.options.check_sign_in_allowed(record, request)
         metadata = await self.metadata()
         token, fresh = await self._run(self.options.acquire_flow(metadata, record, request))
         updated = self.options.updated_record(record, request, token, fresh)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from deviceflow.client.cache import CacheKey, CacheRecord, TokenCache
 from deviceflow.client.discovery import resolve_metadata
-from deviceflow.client.errors import ConfigurationError
+from deviceflow.client.errors import ConfigurationError, SignInRequiredError
 from deviceflow.client.flow import (
     ClientAuth,
     Clock,
@@ -55,6 +55,7 @@ class TokenRequest:
     audience: str | None = None
     force: bool = False
     timeout: float | None = None
+    sign_in: bool = True  # False: cache or silent refresh only, never the device flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,13 @@ class ClientOptions:
             return None
         return record.find(self.scopes(request), self.audience(request), now=self.clock.time())
 
+    def check_sign_in_allowed(self, record: CacheRecord | None, request: TokenRequest) -> None:
+        """Without a refresh token only the device flow can help: with ``sign_in=False`` say so
+        before any request (a refused refresh is caught in ``obtain_token``)."""
+        no_refresh = request.force or record is None or not record.refresh_token
+        if not request.sign_in and no_refresh:
+            raise SignInRequiredError()
+
     def acquire_flow(
         self, metadata: ServerMetadata, record: CacheRecord | None, request: TokenRequest
     ) -> Flow[tuple[TokenSet, bool]]:
@@ -194,6 +202,7 @@ class ClientOptions:
             quirks=self.quirks,
             extra_params=self.extra_params(request),
             timeout=request.timeout,
+            sign_in=request.sign_in,
         )
 
     def updated_record(

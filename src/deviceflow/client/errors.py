@@ -32,6 +32,7 @@ __all__ = [
     "ProfileExistsError",
     "ProfileNotFoundError",
     "ServerResponseError",
+    "SignInRequiredError",
     "SlowDownError",
     "TimedOutError",
     "UnauthorizedClientError",
@@ -117,6 +118,14 @@ class TimedOutError(DeviceFlowError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"Gave up waiting for the sign-in after {seconds:g} seconds.")
         self.seconds = seconds
+
+
+class SignInRequiredError(DeviceFlowError):
+    """Only a new sign-in would give a token, and the caller asked for none (``sign_in=False``:
+    a kubectl or docker credential helper that nobody is watching)."""
+
+    def __init__(self) -> None:
+        super().__init__("A new sign-in is needed, and this run may not start one.")
 
 
 class CancelledByUserError(DeviceFlowError):

@@ -32,6 +32,7 @@ from deviceflow.client.errors import (
     NetworkError,
     OAuthError,
     ServerResponseError,
+    SignInRequiredError,
     TimedOutError,
     UnauthorizedClientError,
     oauth_error_for,
@@ -530,9 +531,14 @@ def obtain_token(
     quirks: Quirks | None = None,
     extra_params: tuple[tuple[str, str], ...] = (),
     timeout: float | None = None,
+    sign_in: bool = True,
 ) -> Flow[tuple[TokenSet, bool]]:
     """A silent refresh when there is a refresh token, else (or when the server refuses it) the
-    device flow. Returns the tokens and whether a person signed in (a fresh login)."""
+    device flow. Returns the tokens and whether a person signed in (a fresh login).
+
+    ``sign_in=False`` raises ``SignInRequiredError`` instead of starting the device flow, before
+    any device authorization request: nobody is there to enter a code.
+    """
     if refresh_token:
         try:
             token = yield from refresh(
@@ -543,6 +549,8 @@ def obtain_token(
             # RFC 6749 §5.2: the refresh token is invalid, expired or revoked, or these scopes
             # exceed it: only a new sign-in helps.
             pass
+    if not sign_in:
+        raise SignInRequiredError()
     token = yield from device_flow(
         metadata, auth, scopes, clock, quirks=quirks, extra_params=extra_params, timeout=timeout
     )

@@ -32,11 +32,13 @@ from deviceflow.client.providers import (
 )
 
 __all__ = [
+    "DEFAULT_DOCKER_USERNAME",
     "INDEX_FILE",
     "PROFILES_FILE",
     "FlowKind",
     "Profile",
     "ProfileStore",
+    "normalize_registry",
     "validate_profile_name",
 ]
 
@@ -44,10 +46,28 @@ PROFILES_FILE = "profiles.toml"
 INDEX_FILE = ".profiles-index.json"
 INDEX_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# A registry host as docker names it: DNS labels or an IP, an optional port (no scheme, no path).
+_REGISTRY = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(?::[0-9]{1,5})?$"
+)
+# Google's convention for an OAuth access token used as a registry password; ACR wants
+# 00000000-0000-0000-0000-000000000000 instead (docs/cli.md, "docker").
+DEFAULT_DOCKER_USERNAME = "oauth2accesstoken"
 
 
 class FlowKind(StrEnum):
     DEVICE_CODE = "device-code"
+
+
+def normalize_registry(value: str) -> str | None:
+    """The registry host[:port] in ``value`` (a host, or a URL such as docker's
+    ``https://index.docker.io/v1/``), lower-cased; None when it is not one."""
+    text = value.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    return text if text and _REGISTRY.match(text) else None
 
 
 def validate_profile_name(name: str) -> str:
@@ -70,6 +90,12 @@ class Profile:
     audience: str | None = None  # Auth0 (and any server accepting RFC 8707-like audiences)
     default_flow: FlowKind = FlowKind.DEVICE_CODE
     has_client_secret: bool = False  # the secret itself lives in the token store, never here
+    docker_registries: tuple[str, ...] = ()  # hosts docker-credential-deviceflow answers for
+    docker_username: str | None = None  # the Username it answers (DEFAULT_DOCKER_USERNAME)
+
+    @property
+    def effective_docker_username(self) -> str:
+        return self.docker_username or DEFAULT_DOCKER_USERNAME
 
     @property
     def effective_issuer(self) -> str:
@@ -114,6 +140,14 @@ class Profile:
             raise ConfigurationError(f"Profile '{self.name}' needs an issuer URL (--issuer).")
         if self.issuer:
             check_secure_url(self.issuer)
+        for registry in self.docker_registries:
+            if normalize_registry(registry) != registry:
+                raise ConfigurationError(
+                    f"Profile '{self.name}': '{registry}' is not a registry host (write it as "
+                    "host or host:port, e.g. ghcr.io)."
+                )
+        if self.docker_username is not None and not self.docker_username.strip():
+            raise ConfigurationError(f"Profile '{self.name}': the docker username is empty.")
         return self
 
     def to_toml_table(self) -> dict[str, object]:
@@ -129,6 +163,10 @@ class Profile:
         table["default_flow"] = self.default_flow.value
         if self.has_client_secret:
             table["client_secret"] = "stored"
+        if self.docker_registries:
+            table["docker_registries"] = list(self.docker_registries)
+        if self.docker_username:
+            table["docker_username"] = self.docker_username
         return table
 
     @staticmethod
@@ -146,6 +184,20 @@ class Profile:
             scopes = scopes.split()
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ProfileError(f"In {where}, profile '{name}': 'scopes' must be a list of strings.")
+        # Absent in files written before the docker helper existed: no registries.
+        registries = table.get("docker_registries", [])
+        if not isinstance(registries, list) or not all(isinstance(r, str) for r in registries):
+            raise ProfileError(
+                f"In {where}, profile '{name}': 'docker_registries' must be a list of strings."
+            )
+        hosts = []
+        for registry in registries:
+            host = normalize_registry(registry)
+            if host is None:
+                raise ProfileError(
+                    f"In {where}, profile '{name}': '{registry}' is not a registry host."
+                )
+            hosts.append(host)
         try:
             provider = ProviderKind(text("provider") or "local")
             flow = FlowKind(text("default_flow") or FlowKind.DEVICE_CODE.value)
@@ -161,6 +213,8 @@ class Profile:
             audience=text("audience"),
             default_flow=flow,
             has_client_secret=table.get("client_secret") == "stored",
+            docker_registries=tuple(dict.fromkeys(hosts)),
+            docker_username=text("docker_username"),
         )
 
 
@@ -177,6 +231,27 @@ class ProfilesFile:
 
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.profiles)
+
+    def for_registry(self, server_url: str) -> Profile | None:
+        """The profile mapping the registry in ``server_url`` (docker's credential helper)."""
+        host = normalize_registry(server_url)
+        found = [p for p in self.profiles if host is not None and host in p.docker_registries]
+        if len(found) > 1:
+            names = ", ".join(f"'{p.name}'" for p in found)
+            raise ProfileError(
+                f"Registry {host} is mapped by several profiles ({names}); keep it in one."
+            )
+        return found[0] if found else None
+
+    def check_registries(self) -> None:
+        """Each registry maps to one profile: docker's ``get`` must know whose token to send."""
+        owner: dict[str, str] = {}
+        for profile in self.profiles:
+            for host in profile.docker_registries:
+                if owner.setdefault(host, profile.name) != profile.name:
+                    raise ProfileError(
+                        f"Registry {host} is already mapped to profile '{owner[host]}'."
+                    )
 
     def resolve_default(self, env_profile: str | None) -> str | None:
         """--profile absent: DEVICEFLOW_PROFILE, then the file's default, then a profile named
@@ -270,7 +345,9 @@ class ProfileStore:
         default = current.default_profile
         if make_default or not current.profiles:
             default = profile.name
-        self.save(ProfilesFile((*current.profiles, profile.validate()), default))
+        updated = ProfilesFile((*current.profiles, profile.validate()), default)
+        updated.check_registries()
+        self.save(updated)
 
     def replace(self, old_name: str, profile: Profile, *, make_default: bool = False) -> None:
         current = self.load()
@@ -283,7 +360,9 @@ class ProfileStore:
         default = current.default_profile
         if default == old_name or make_default:
             default = profile.name
-        self.save(ProfilesFile(profiles, default))
+        updated = ProfilesFile(profiles, default)
+        updated.check_registries()
+        self.save(updated)
 
     def remove(self, name: str) -> Profile:
         current = self.load()

@@ -248,12 +248,16 @@ class DeviceFlowClient:
         force: bool = False,
         timeout: float | None = None,
         on_code: Callable[[DeviceCode], None] | None = None,
+        sign_in: bool = True,
     ) -> TokenSet:
         """A valid access token: from the cache when it has more than a minute left, else by a
-        silent refresh, else by the device flow (the person signs in on another device)."""
+        silent refresh, else by the device flow (the person signs in on another device).
+
+        ``sign_in=False``: never the device flow; ``SignInRequiredError`` when only it would do.
+        """
         if on_code is not None:
             self.options.on_code = on_code
-        request = TokenRequest(tuple(scopes), audience, force, timeout)
+        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in)
         hit = self.options.cached(self._load(force=force), request)
         if hit is not None:
             return hit
@@ -271,6 +275,7 @@ class DeviceFlowClient:
             return self._acquire(record, request)
 
     def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
+        self.options.check_sign_in_allowed(record, request)
         metadata = self.metadata()
         token, fresh = self._run(self.options.acquire_flow(metadata, record, request))
         updated = self.options.updated_record(record, request, token, fresh)

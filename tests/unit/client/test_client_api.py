@@ -54,6 +54,7 @@ EXPECTED = {
     "ServerMetadata",
     "ServerResponseError",
     "ShowCode",
+    "SignInRequiredError",
     "Sleep",
     "SleepReason",
     "StoreKind",

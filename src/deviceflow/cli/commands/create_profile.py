@@ -9,7 +9,14 @@ import click
 from deviceflow.cli.common import env_of, profile_store, split_scopes, token_cache
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import ExitCode
-from deviceflow.cli.profile_options import ask, name_argument, read_secret, settings_options
+from deviceflow.cli.profile_options import (
+    ask,
+    docker_options,
+    name_argument,
+    read_secret,
+    registries,
+    settings_options,
+)
 from deviceflow.client.errors import ProfileExistsError
 from deviceflow.client.profiles import FlowKind, Profile, validate_profile_name
 from deviceflow.client.providers import LOCAL_DEFAULT_ISSUER, ProviderKind, provider_for
@@ -29,6 +36,8 @@ class CreateProfileOptions:
     default_flow: str | None = None
     client_secret_stdin: bool = False
     set_default: bool = False
+    docker_registries: tuple[str, ...] = ()
+    docker_username: str | None = None
 
 
 def run(env: Env, options: CreateProfileOptions) -> Profile:
@@ -70,6 +79,8 @@ def run(env: Env, options: CreateProfileOptions) -> Profile:
         audience=options.audience,
         default_flow=FlowKind(options.default_flow or FlowKind.DEVICE_CODE.value),
         has_client_secret=secret is not None,
+        docker_registries=registries(options.docker_registries),
+        docker_username=options.docker_username,
     ).validate()
     if secret is not None:
         token_cache(env).save_secret(profile.name, secret)
@@ -93,6 +104,7 @@ In a terminal, missing answers are asked for; without one, the command fails and
 )
 @name_argument
 @settings_options
+@docker_options
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -107,6 +119,8 @@ def command(
     default_flow: str | None,
     client_secret_stdin: bool,
     set_default: bool,
+    docker_registries: tuple[str, ...],
+    docker_username: str | None,
 ) -> int:
     """Create a profile (stored in profiles.toml in the user config dir)."""
     env = env_of(ctx)
@@ -123,6 +137,8 @@ def command(
             default_flow=default_flow,
             client_secret_stdin=client_secret_stdin,
             set_default=set_default,
+            docker_registries=docker_registries,
+            docker_username=docker_username,
         ),
     )
     env.say(

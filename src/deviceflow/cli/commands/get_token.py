@@ -38,6 +38,8 @@ class GetTokenOptions:
     force: bool = False
     show_qr: bool = True
     timeout: float | None = None
+    sign_in: bool = True  # False: cache or silent refresh only (SignInRequiredError otherwise)
+    prompt: bool = True  # False: never ask on stdin (kubectl and docker own it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
                         audience=options.audience,
                         force=force,
                         timeout=options.timeout,
+                        sign_in=options.sign_in,
                     )
                 finally:
                     view.close()
@@ -88,7 +91,7 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
                 raise CancelledByUserError() from None
             except CacheCorruptError as exc:
                 env.say(str(exc))
-                if force or not _offer_fresh_sign_in(env):
+                if force or not options.prompt or not _offer_fresh_sign_in(env):
                     raise CliError(
                         "Not signing in while the token cache is unusable.", ExitCode.CACHE
                     ) from None

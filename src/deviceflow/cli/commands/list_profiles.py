@@ -30,6 +30,8 @@ def profile_summary(profile: Profile, *, is_default: bool) -> dict[str, object]:
         "audience": profile.audience,
         "default_flow": profile.default_flow.value,
         "client_secret": "stored" if profile.has_client_secret else None,
+        "docker_registries": list(profile.docker_registries) or None,
+        "docker_username": profile.effective_docker_username if profile.docker_registries else None,
     }
 
 

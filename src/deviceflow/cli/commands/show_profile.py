@@ -38,6 +38,8 @@ def command(ctx: click.Context, name_opt: str | None, name_arg: str | None, outp
         "audience": "Audience",
         "default_flow": "Default flow",
         "client_secret": "Client secret",
+        "docker_registries": "Docker",
+        "docker_username": "Docker user",
     }
     for key, label in labels.items():
         value = summary[key]

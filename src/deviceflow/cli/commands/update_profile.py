@@ -8,7 +8,13 @@ import click
 
 from deviceflow.cli.common import env_of, profile_store, resolve_profile, split_scopes, token_cache
 from deviceflow.cli.exit_codes import CliError, ExitCode
-from deviceflow.cli.profile_options import name_argument, read_secret, settings_options
+from deviceflow.cli.profile_options import (
+    docker_options,
+    name_argument,
+    read_secret,
+    registries,
+    settings_options,
+)
 from deviceflow.client.errors import ConfigurationError
 from deviceflow.client.profiles import FlowKind, Profile, validate_profile_name
 from deviceflow.client.providers import ProviderKind
@@ -22,7 +28,8 @@ __all__ = ["command"]
 Examples:
   deviceflow update-profile --name myapp --scope openid --scope offline_access
   deviceflow update-profile --name myapp --issuer https://id.example.com --provider oidc
-  deviceflow update-profile --name myapp --rename production --set-default""",
+  deviceflow update-profile --name myapp --rename production --set-default
+  deviceflow update-profile --name myapp --docker-registry ghcr.io""",
 )
 @name_argument
 @settings_options
@@ -32,6 +39,10 @@ Examples:
 )
 @click.option("--no-audience", is_flag=True, help="Remove the audience.")
 @click.option("--no-client-secret", is_flag=True, help="Forget the stored client secret.")
+@docker_options
+@click.option(
+    "--no-docker-registries", is_flag=True, help="Map no docker registries to this profile."
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -50,6 +61,9 @@ def command(
     reset_scopes: bool,
     no_audience: bool,
     no_client_secret: bool,
+    docker_registries: tuple[str, ...],
+    docker_username: str | None,
+    no_docker_registries: bool,
 ) -> int:
     """Change a profile's settings (only the options given change)."""
     env = env_of(ctx)
@@ -82,6 +96,12 @@ def command(
         changes["has_client_secret"] = True
     elif no_client_secret:
         changes["has_client_secret"] = False
+    if docker_registries:
+        changes["docker_registries"] = registries(docker_registries)  # replaces the list
+    elif no_docker_registries:
+        changes["docker_registries"] = ()
+    if docker_username is not None:
+        changes["docker_username"] = docker_username or None  # "" goes back to the default
     if not changes and not set_default:
         raise CliError("Nothing to change: give at least one option (see --help).", ExitCode.USAGE)
     new: Profile = replace(old, **changes)  # type: ignore[arg-type]
