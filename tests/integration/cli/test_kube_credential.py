@@ -4,6 +4,7 @@ KUBERNETES_EXEC_INFO's spec.interactive obeyed, the sign-in on stderr only."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -198,3 +199,35 @@ def test_malformed_exec_info_is_one_sentence_and_exit_2(
     assert no_traceback(done.stderr), done.stderr
     assert re.search(r"KUBERNETES_EXEC_INFO|apiVersion", done.stderr)
     assert "at-cached" not in done.stderr
+
+
+def test_id_token_for_an_oidc_cluster_expires_with_the_shorter_of_the_two(
+    cli: Cli, server: FakeOAuthServer
+) -> None:
+    """``--id-token``: Kubernetes' OpenID Connect authenticator takes the ID token as the bearer;
+    the expiry told to client-go is the earlier of the ID token's ``exp`` and the access
+    token's."""
+    fill_cache(cli, server, "k8s", access_token="at-old", expires_in=-10, refresh_token="rt-1")
+    done = cli.run("kube-credential", "--profile", "k8s", "--id-token",
+                   KUBERNETES_EXEC_INFO=exec_info(interactive=False))
+    assert done.returncode == 0, done.stderr
+    status = status_of(credential(done.stdout))
+    _header, payload, _signature = status["token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert "jti" not in claims  # the fake server's ID token, not its access token
+    assert status["token"] not in server.access_tokens
+    assert abs(expiry(status) - claims["exp"]) < 1
+    assert status["token"] not in done.stderr
+
+
+def test_id_token_without_one_cached_says_to_ask_for_openid(
+    cli: Cli, server: FakeOAuthServer
+) -> None:
+    fill_cache(cli, server, "k8s", access_token="at-cached", expires_in=1800, refresh_token="rt")
+    done = cli.run("kube-credential", "--profile", "k8s", "--id-token",
+                   KUBERNETES_EXEC_INFO=exec_info(interactive=False))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "no ID token" in done.stderr
+    assert "openid" in done.stderr
+    assert no_traceback(done.stderr)

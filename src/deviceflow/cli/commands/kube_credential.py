@@ -24,6 +24,7 @@ from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.cli.fastpath import format_expiry
 from deviceflow.client.errors import SignInRequiredError
+from deviceflow.client.tokens import decode_jwt_unverified
 
 __all__ = [
     "API_VERSIONS",
@@ -100,6 +101,7 @@ def run(
     scopes: tuple[str, ...] = (),
     audience: str | None = None,
     show_qr: bool = True,
+    id_token: bool = False,
 ) -> KubeCredential:
     from deviceflow.cli.commands.get_token import GetTokenOptions
     from deviceflow.cli.commands.get_token import run as get_token
@@ -123,8 +125,26 @@ def run(
             "terminal, then try again.",
             ExitCode.NOT_SIGNED_IN,
         ) from None
+    if not id_token:
+        return KubeCredential(
+            info.api_version, info.interactive, result.access_token, result.expires_at
+        )
+    # Kubernetes' OpenID Connect authenticator takes the ID token as the bearer token and checks
+    # its own exp, so client-go must come back before whichever of the two expires first.
+    if not result.id_token:
+        raise CliError(
+            f"Profile '{profile.name}' got no ID token from its provider: add the openid scope "
+            "(deviceflow update-profile --scope openid …), sign in again, then try again.",
+            ExitCode.USAGE,
+        )
+    try:
+        id_expiry = decode_jwt_unverified(result.id_token).expires_at()
+    except ValueError as exc:
+        raise CliError(f"The ID token of profile '{profile.name}' can't be read: {exc}.",
+                       ExitCode.SERVER) from None
+    ends = [t for t in (result.expires_at, id_expiry) if t is not None]
     return KubeCredential(
-        info.api_version, info.interactive, result.access_token, result.expires_at
+        info.api_version, info.interactive, result.id_token, min(ends) if ends else None
     )
 
 
@@ -164,6 +184,9 @@ Exit 10 when a sign-in is needed but kubectl said the session is not interactive
 )
 @click.option("--audience", metavar="AUDIENCE", help="API audience to request (Auth0).")
 @click.option("--no-qr", is_flag=True, help="Don't draw the QR code.")
+@click.option("--id-token", "id_token", is_flag=True,
+              help="Send the ID token instead of the access token (clusters whose API server "
+              "authenticates with OpenID Connect: --oidc-issuer-url).")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -171,11 +194,13 @@ def command(
     scopes: tuple[str, ...],
     audience: str | None,
     no_qr: bool,
+    id_token: bool,
 ) -> int:
     """Print an ExecCredential for kubectl (stdout); sign in on stderr when allowed."""
     env = env_of(ctx)
     credential = run(
-        env, profile_name, scopes=split_scopes(scopes), audience=audience, show_qr=not no_qr
+        env, profile_name, scopes=split_scopes(scopes), audience=audience, show_qr=not no_qr,
+        id_token=id_token,
     )
     env.out(credential_json(credential))
     return int(ExitCode.OK)
