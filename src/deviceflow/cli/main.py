@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from deviceflow.cli.context import Env
 
-__all__ = ["COMMANDS", "OPERATOR_COMMANDS", "USER_COMMANDS", "main", "run"]
+__all__ = ["COMMANDS", "OPERATOR_COMMANDS", "USER_COMMANDS", "git_credential_main", "main", "run"]
 
 USER_COMMANDS: dict[str, tuple[str, str]] = {
     "get-token": (
@@ -41,6 +41,14 @@ USER_COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": (
         "deviceflow.cli.commands.inspect_token",
         "Decode a JWT's header and claims (signature not verified).",
+    ),
+    "exec": (
+        "deviceflow.cli.commands.exec_token",
+        "Run a command with the access token in an environment variable.",
+    ),
+    "git-credential": (
+        "deviceflow.cli.commands.git_credential",
+        "Git credential helper: give git the access token (get|store|erase).",
     ),
 }
 
@@ -89,6 +97,11 @@ def main() -> None:
         # Ctrl+C before the command's own handler was in place (e.g. while importing).
         sys.stderr.write("\nCancelled.\n")
         sys.exit(130)
+
+
+def git_credential_main() -> None:
+    """``git-credential-deviceflow``: what git runs for ``credential.helper deviceflow``."""
+    sys.exit(run(["git-credential", *sys.argv[1:]]))
 
 
 def __getattr__(name: str) -> object:
