@@ -134,10 +134,12 @@ def test_expired_token_is_refreshed_silently(tmp_path: Path, server: FakeOAuthSe
     assert done.returncode == 0, done.stderr
     assert server.refresh_calls == 1
     fresh = done.stdout.strip()
-    assert fresh != "at-old" and fresh in server.access_tokens
+    assert fresh != "at-old"
+    assert fresh in server.access_tokens
     assert fresh not in done.stderr
     record = cached_record(cli)
-    assert record is not None and record.tokens[0].token.access_token == fresh
+    assert record is not None
+    assert record.tokens[0].token.access_token == fresh
 
 
 def test_sign_in_is_shown_on_stderr_before_the_command_runs(
@@ -153,7 +155,8 @@ def test_sign_in_is_shown_on_stderr_before_the_command_runs(
     server.approve(user_code)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    assert stdout.startswith("ran ") and int(stdout.split()[1]) > 20  # only the command's output
+    assert stdout.startswith("ran ")
+    assert int(stdout.split()[1]) > 20
     assert user_code in stderr
     assert not any(token in stdout + stderr for token in server.access_tokens)
 
@@ -162,11 +165,13 @@ def test_missing_or_unrunnable_command(tmp_path: Path, server: FakeOAuthServer) 
     cli = Cli(tmp_path)
     seed(cli, server)
     missing = cli.run("exec")
-    assert missing.returncode == 2 and "Missing the command" in missing.stderr
+    assert missing.returncode == 2
+    assert "Missing the command" in missing.stderr
     assert cli.run("exec", "--", "no-such-command-here").returncode == 127
     assert cli.run("exec", "--", str(tmp_path)).returncode == 126
     bad = cli.run("exec", "--env-var", "1BAD", "--", "true")
-    assert bad.returncode == 2 and "POSIX" in bad.stderr
+    assert bad.returncode == 2
+    assert "POSIX" in bad.stderr
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -186,4 +191,5 @@ def test_documented_curl_patterns(tmp_path: Path, server: FakeOAuthServer, scrip
     done = cli.run("exec", "--", "bash", "-c", script, API=f"{server.issuer}/api/me")
     assert done.returncode == 0, done.stderr
     assert '"ok": true' in done.stdout
-    assert server.api_calls and server.api_calls[-1][1] == "/api/me"
+    assert server.api_calls
+    assert server.api_calls[-1][1] == "/api/me"

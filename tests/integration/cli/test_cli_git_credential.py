@@ -85,7 +85,8 @@ def test_git_credential_fill_gets_the_cached_token(
     done = fill(git_env(cli, helper), "https://git.example.com/team/repo.git")
     assert done.returncode == 0, done.stderr
     got = answer(done.stdout)
-    assert got["username"] == "oauth2" and got["password"] == "at-git-789"
+    assert got["username"] == "oauth2"
+    assert got["password"] == "at-git-789"
     assert got["host"] == "git.example.com"
     assert "at-git-789" not in done.stderr
     assert server.refresh_calls == 0
@@ -99,7 +100,8 @@ def test_expired_token_is_refreshed(tmp_path: Path, server: FakeOAuthServer) -> 
     assert done.returncode == 0, done.stderr
     got = answer(done.stdout)
     assert got["username"] == "x-access-token"
-    assert got["password"] != "at-expired" and got["password"] in server.access_tokens
+    assert got["password"] != "at-expired"
+    assert got["password"] in server.access_tokens
     assert server.refresh_calls == 1
 
 
@@ -212,4 +214,63 @@ def test_rejected_token_is_erased_and_the_refresh_token_kept(
     assert any(a.startswith("Basic ") for a in remote.seen)  # our token was tried, then rejected
     record = cached_record(cli)
     assert record is not None
-    assert record.tokens == () and record.refresh_token == "rt-keep"
+    assert record.tokens == ()
+    assert record.refresh_token == "rt-keep"
+
+
+# Become a session leader, take the pty as controlling terminal (opening it without O_NOCTTY),
+# then run the helper with stdin/stdout still git's pipes.
+CTTY_WRAPPER = (
+    "import os, sys; os.setsid(); os.close(os.open(sys.argv[1], os.O_RDWR)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def test_sign_in_is_drawn_on_the_terminal_never_on_stdout(
+    tmp_path: Path, server: FakeOAuthServer
+) -> None:
+    import pty
+    import select
+
+    cli = Cli(tmp_path)
+    created = cli.run(
+        "create-profile", "--name", "p", "--issuer", server.issuer, "--client-id", "cli"
+    )
+    assert created.returncode == 0, created.stderr
+    master, slave = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-c", CTTY_WRAPPER, os.ttyname(slave), *deviceflow_argv(),
+             "git-credential", "--profile", "p", "get"],
+            env=cli.env(TERM="dumb"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write("protocol=https\nhost=git.example.com\n\n")
+            proc.stdin.close()
+            user_code = server.last_user_code()
+            server.approve(user_code)
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            stdout, stderr = proc.stdout.read(), proc.stderr.read()
+            assert proc.wait(timeout=30) == 0, stderr
+        terminal = b""
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(master)
+        os.close(slave)
+    got = answer(stdout)
+    assert got["password"] in server.access_tokens
+    assert user_code in terminal.decode()  # the instructions went to the terminal
+    assert user_code not in stdout + stderr
+    assert got["password"] not in terminal.decode()

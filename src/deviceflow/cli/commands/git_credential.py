@@ -18,6 +18,7 @@ token, so the next ``get`` refreshes silently. Other actions are ignored, as the
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TextIO
@@ -131,14 +132,16 @@ def answer_lines(request: CredentialRequest, token: TokenSet, username: str | No
 def _terminal_env(env: Env) -> Iterator[Env | None]:
     """An Env drawing on the controlling terminal, or None without one (never git's pipes)."""
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - closed below
-    except OSError:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # no controlling terminal (CI, an IDE, a daemon)
         yield None
         return
-    try:
-        yield Env(stdin=tty, stdout=tty, stderr=tty, environ=env.environ, hostname=env.hostname)
-    finally:
-        tty.close()
+    # Two text streams on one terminal: "r+" would ask for a seekable file.
+    with (
+        open(fd, "w", encoding="utf-8", closefd=True) as out,
+        open(os.dup(fd), encoding="utf-8", closefd=True) as inp,
+    ):
+        yield Env(stdin=inp, stdout=out, stderr=out, environ=env.environ, hostname=env.hostname)
 
 
 def _token(env: Env, profile: Profile) -> TokenSet | None:
