@@ -19,6 +19,7 @@ ACCESS_TOKEN=$(echo "$TOKEN" | jq -r .access_token)
 # Use the token
 echo "Authentication successful!"
 echo "Fetching user profile..."
-curl -s -H "Authorization: Bearer $ACCESS_TOKEN" \
-  "${API_URL:-https://graph.microsoft.com/v1.0/me}" \
-  | jq .
+# The header on stdin: $ACCESS_TOKEN never appears in curl's arguments (visible in ps).
+curl -s -H @- "${API_URL:-https://graph.microsoft.com/v1.0/me}" <<EOF | jq .
+Authorization: Bearer $ACCESS_TOKEN
+EOF

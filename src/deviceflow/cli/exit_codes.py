@@ -1,7 +1,8 @@
 """Exit codes of the ``deviceflow`` command (documented in docs/cli.md).
 
-Stable: scripts branch on them. 2 is click's usage error; 130 is the shell convention for SIGINT
-(128 + 2).
+Stable: scripts branch on them. 2 is click's usage error; 126, 127 and 130 are the shell's
+conventions (cannot run, not found, SIGINT = 128 + 2). ``deviceflow exec`` otherwise exits with
+its command's own status, which may be any of these numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ExitCode(IntEnum):
     NOT_A_JWT = 9  # inspect: the token cannot be decoded
     NOT_SIGNED_IN = 10  # status/inspect: no cached token; kube-credential/docker: sign-in needed
     NOT_REVOKED = 11  # logout: forgotten locally, but the server failed to revoke a token
+    COMMAND_NOT_EXECUTABLE = 126  # exec: the command exists but cannot be run (shell convention)
+    COMMAND_NOT_FOUND = 127  # exec: no such command (shell convention)
     CANCELLED = 130  # Ctrl+C
 
 

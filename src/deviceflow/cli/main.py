@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from deviceflow.cli.context import Env
 
-__all__ = ["COMMANDS", "OPERATOR_COMMANDS", "USER_COMMANDS", "main", "run"]
+__all__ = ["COMMANDS", "OPERATOR_COMMANDS", "USER_COMMANDS", "git_credential_main", "main", "run"]
 
 USER_COMMANDS: dict[str, tuple[str, str]] = {
     "get-token": (
@@ -49,6 +49,14 @@ USER_COMMANDS: dict[str, tuple[str, str]] = {
     "docker-credential": (
         "deviceflow.cli.commands.docker_credential",
         "A docker credential helper (as docker-credential-deviceflow).",
+    ),
+    "exec": (
+        "deviceflow.cli.commands.exec_token",
+        "Run a command with the access token in an environment variable.",
+    ),
+    "git-credential": (
+        "deviceflow.cli.commands.git_credential",
+        "Git credential helper: give git the access token (get|store|erase).",
     ),
 }
 
@@ -97,6 +105,11 @@ def main() -> None:
         # Ctrl+C before the command's own handler was in place (e.g. while importing).
         sys.stderr.write("\nCancelled.\n")
         sys.exit(130)
+
+
+def git_credential_main() -> None:
+    """``git-credential-deviceflow``: what git runs for ``credential.helper deviceflow``."""
+    sys.exit(run(["git-credential", *sys.argv[1:]]))
 
 
 def __getattr__(name: str) -> object:

@@ -169,14 +169,19 @@ def test_docker_entrypoint(tmp_path: Path, server: FakeOAuthServer) -> None:
         == 0
     )
     approve_when_asked(server)
-    env = script_env(cli)
+    env = script_env(cli, API_URL=f"{server.issuer}/api/me")
     result = run_script(
         EXAMPLES / "docker" / "entrypoint.sh",
         env,
-        "bash",
+        # The Dockerfile's CMD.
+        "deviceflow",
+        "exec",
+        "--profile",
+        "container",
+        "--",
+        "sh",
         "-c",
-        'curl -s -H "Authorization: Bearer $(deviceflow get-token --profile '
-        f'container)" {server.issuer}/api/me',
+        "printf 'Authorization: Bearer %s\\n' \"$ACCESS_TOKEN\" | curl -s -H @- \"$API_URL\"",
     )
     assert result.returncode == 0, result.stderr
     assert "Authenticating container..." in result.stdout
