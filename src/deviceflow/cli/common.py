@@ -16,6 +16,8 @@ __all__ = [
     "F",
     "env_of",
     "output_option",
+    "pick_profile",
+    "profile_argument",
     "profile_option",
     "profile_store",
     "resolve_profile",
@@ -42,6 +44,23 @@ def profile_option(func: F) -> F:
         help="Profile to use (default: $DEVICEFLOW_PROFILE, else the default profile).",
     )(func)
     return decorated
+
+
+def profile_argument(func: F) -> F:
+    """An optional positional profile name, the same as ``--profile`` (``get-token work``)."""
+    decorated: F = click.argument("profile_arg", metavar="[PROFILE]", required=False)(func)
+    return decorated
+
+
+def pick_profile(option: str | None, argument: str | None) -> str | None:
+    """The profile named by ``--profile`` or positionally; naming two different ones is a usage
+    error rather than a silent choice."""
+    if option and argument and option != argument:
+        raise CliError(
+            f"Name the profile once: '{argument}' and --profile '{option}' differ.",
+            ExitCode.USAGE,
+        )
+    return option or argument
 
 
 def output_option(func: F) -> F:

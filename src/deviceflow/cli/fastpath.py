@@ -136,6 +136,7 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
     profile: str | None = None
     scopes: list[str] = []
     output = "text"
+    positional: str | None = None
     takes_value = {"--profile", "-p", "--scope", "-s", "--output", "-o", "--flow", "--timeout"}
     i = 0
     while i < len(argv):
@@ -151,6 +152,11 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
                 return None
             name, value = arg, argv[i + 1]
             i += 2
+        elif not arg.startswith("-") and positional is None:
+            # ``get-token work``: the profile named positionally, as --profile.
+            positional = arg
+            i += 1
+            continue
         else:
             return None
         if name in ("--profile", "-p"):
@@ -172,6 +178,10 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
                 return None
         else:
             return None
+    if positional is not None:
+        if profile is not None and profile != positional:
+            return None  # the full CLI says this is a usage error
+        profile = positional
     return profile, scopes, output
 
 

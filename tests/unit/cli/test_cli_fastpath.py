@@ -85,7 +85,14 @@ def fast(home: Path, *argv: str, **extra: str) -> tuple[int | None, str]:
 
 def test_fast_and_full_paths_print_the_same(tmp_path: Path) -> None:
     seed_token(tmp_path)
-    for argv in (["--profile", "p"], ["-o", "json"], ["--output=json", "--no-qr"]):
+    for argv in (
+        ["--profile", "p"],
+        ["p"],
+        ["p", "--profile", "p"],
+        ["-o", "json"],
+        ["--output=json", "--no-qr"],
+        ["-o", "json", "p"],
+    ):
         code, fast_out = fast(tmp_path, *argv)
         assert code == 0
         full = invoke(tmp_path, "get-token", *argv)
@@ -110,6 +117,9 @@ def test_fast_and_full_paths_print_the_same(tmp_path: Path) -> None:
         ["--scope", "other"],
         ["--help"],
         ["-o", "yaml"],
+        ["p", "--profile", "q"],
+        ["p", "q"],
+        ["nope"],
     ],
     ids=[
         "force",
@@ -119,6 +129,9 @@ def test_fast_and_full_paths_print_the_same(tmp_path: Path) -> None:
         "uncached-scope",
         "help",
         "bad-output",
+        "two-different-names",
+        "two-positionals",
+        "unknown-positional",
     ],
 )
 def test_steps_aside_when_unsure(tmp_path: Path, argv: list[str]) -> None:
@@ -199,3 +212,13 @@ def test_cached_path_imports_nothing_heavy(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_positional_and_option_naming_different_profiles_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    seed_token(tmp_path)
+    full = invoke(tmp_path, "get-token", "p", "--profile", "q")
+    assert full.code == 2
+    assert full.out == ""
+    assert "'p' and --profile 'q' differ" in full.err

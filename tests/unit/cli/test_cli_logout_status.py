@@ -262,3 +262,63 @@ def test_status_of_a_confidential_profile_falls_back_to_local(
     assert "[source: local expiry]" in result.out
     assert why in result.out
     assert_no_secrets(result)
+
+
+# --- the profile named positionally (issue 12 §3) -------------------------------------------
+
+
+def test_logout_takes_the_profile_positionally(tmp_path: Path) -> None:
+    signed_in(tmp_path)
+    assert invoke(tmp_path, "create-profile", "--name", "other", "--client-id", "c").code == 0
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(DISCOVERY).respond(json=doc(revocation_endpoint=REVOKE))
+        revoke = mock.post(REVOKE).respond(200)
+        result = invoke(tmp_path, "logout", "p")
+    assert result.code == ExitCode.OK, result.err
+    assert sent_tokens(revoke) == [(RT, "refresh_token"), (AT, "access_token")]
+    assert "Profile 'p':" in result.err
+    assert token_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("p", "--profile", "other"), "'p' and --profile 'other' differ"),
+        (("p", "--all"), "either a profile name or --all"),
+    ],
+    ids=["two-names", "name-and-all"],
+)
+def test_logout_refuses_two_answers_to_which_profile(
+    tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    signed_in(tmp_path)
+    with respx.mock(assert_all_called=False) as mock:
+        revoke = mock.post(REVOKE).respond(200)
+        result = invoke(tmp_path, "logout", *args)
+    assert result.code == ExitCode.USAGE
+    assert said in result.err
+    assert result.err.count("\n") == 1  # one sentence
+    assert not revoke.called
+    assert len(token_files(tmp_path)) == 1
+
+
+def test_logout_with_the_same_name_twice_is_fine(tmp_path: Path) -> None:
+    signed_in(tmp_path)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(DISCOVERY).respond(json=doc())
+        result = invoke(tmp_path, "logout", "p", "-p", "p")
+    assert result.code == ExitCode.OK, result.err
+    assert token_files(tmp_path) == []
+
+
+def test_status_takes_the_profile_positionally(tmp_path: Path) -> None:
+    signed_in(tmp_path)
+    assert invoke(tmp_path, "create-profile", "--name", "other", "--client-id", "c").code == 0
+    data = json.loads(invoke(tmp_path, "status", "p", "--offline", "-o", "json").out)
+    assert [s["profile"] for s in data] == ["p"]
+    data = json.loads(invoke(tmp_path, "status", "other", "--offline", "-o", "json").out)
+    assert [s["profile"] for s in data] == ["other"]
+    refused = invoke(tmp_path, "status", "p", "--profile", "other", "--offline")
+    assert refused.code == ExitCode.USAGE
+    assert "'p' and --profile 'other' differ" in refused.err
+    assert refused.out == ""

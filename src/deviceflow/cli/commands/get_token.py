@@ -15,6 +15,8 @@ import click
 from deviceflow.cli.common import (
     env_of,
     output_option,
+    pick_profile,
+    profile_argument,
     profile_option,
     resolve_profile,
     split_scopes,
@@ -136,12 +138,14 @@ def render(env: Env, result: TokenResult, output: str) -> None:
     epilog="""\b
 Examples:
   deviceflow get-token --flow device-code --profile myapp
+  deviceflow get-token myapp
   deviceflow get-token --scope https://graph.microsoft.com/User.Read
   TOKEN=$(deviceflow get-token --output json | jq -r .access_token)
 
 A cached token valid for more than a minute is printed at once; otherwise the refresh token is
 used silently; otherwise the device flow runs and the sign-in instructions appear on stderr.""",
 )
+@profile_argument
 @profile_option
 @click.option(
     "--flow",
@@ -171,6 +175,7 @@ used silently; otherwise the device flow runs and the sign-in instructions appea
 @click.pass_context
 def command(
     ctx: click.Context,
+    profile_arg: str | None,
     profile_name: str | None,
     flow: str | None,
     scopes: tuple[str, ...],
@@ -188,7 +193,7 @@ def command(
     """
     env = env_of(ctx)
     options = GetTokenOptions(
-        profile=profile_name,
+        profile=pick_profile(profile_name, profile_arg),
         scopes=split_scopes(scopes),
         audience=audience,
         output=output,

@@ -12,6 +12,8 @@ import click
 from deviceflow.cli.common import (
     env_of,
     output_option,
+    pick_profile,
+    profile_argument,
     profile_store,
     resolve_profile,
     token_cache,
@@ -97,17 +99,23 @@ def render(env: Env, outcome: ProfileLogout) -> None:
 
 
 @click.command("logout")
+@profile_argument
 @click.option("--profile", "-p", "profile_name", metavar="NAME", help="Profile to log out.")
 @click.option("--all", "all_profiles", is_flag=True, help="Log out of every profile.")
 @output_option
 @click.pass_context
 def command(
-    ctx: click.Context, profile_name: str | None, all_profiles: bool, output: str
+    ctx: click.Context,
+    profile_arg: str | None,
+    profile_name: str | None,
+    all_profiles: bool,
+    output: str,
 ) -> int:
     """Revoke the profile's tokens at the server (if it supports RFC 7009) and forget them."""
     env = env_of(ctx)
+    profile_name = pick_profile(profile_name, profile_arg)
     if profile_name and all_profiles:
-        raise CliError("Use either --profile or --all, not both.", ExitCode.USAGE)
+        raise CliError("Use either a profile name or --all, not both.", ExitCode.USAGE)
     if all_profiles:
         profiles = list(profile_store(env).load().profiles)
         if not profiles and output == "text":

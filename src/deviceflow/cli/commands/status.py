@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from deviceflow.cli.common import env_of, output_option, profile_store, token_cache
+from deviceflow.cli.common import (
+    env_of,
+    output_option,
+    pick_profile,
+    profile_argument,
+    profile_store,
+    token_cache,
+)
 from deviceflow.cli.exit_codes import ExitCode
 from deviceflow.cli.fastpath import format_expiry
 from deviceflow.cli.signin import words_for
@@ -122,6 +129,7 @@ def _refresh_line(s: ProfileStatus) -> str:
 
 
 @click.command("status")
+@profile_argument
 @click.option("--profile", "-p", "profile_name", metavar="NAME", help="Only this profile.")
 @click.option(
     "--offline",
@@ -130,9 +138,16 @@ def _refresh_line(s: ProfileStatus) -> str:
 )
 @output_option
 @click.pass_context
-def command(ctx: click.Context, profile_name: str | None, offline: bool, output: str) -> int:
+def command(
+    ctx: click.Context,
+    profile_arg: str | None,
+    profile_name: str | None,
+    offline: bool,
+    output: str,
+) -> int:
     """Show each profile: signed in as whom, whether its tokens are active, which storage."""
     env = env_of(ctx)
+    profile_name = pick_profile(profile_name, profile_arg)
     profiles = profile_store(env).load()
     default = profiles.resolve_default(env.settings.profile)
     chosen = [profiles.get(profile_name)] if profile_name else list(profiles.profiles)
