@@ -63,7 +63,7 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
             return None
         if not isinstance(value, str):
             raise DiscoveryError(f"The discovery document {url} has an invalid '{name}'.")
-        return check_secure_url(value)
+        return check_secure_url(value, what=f"'{name}' in the discovery document")
 
     def methods(name: str) -> tuple[str, ...]:
         value = doc.get(name)
@@ -96,7 +96,7 @@ def discover(issuer: str) -> Flow[ServerMetadata]:
     issuer identifier value into which the well-known URI string was inserted"; a document naming
     another issuer is refused (mix-up attacks, RFC 9207 §1).
     """
-    check_secure_url(issuer)
+    check_secure_url(issuer, what="issuer")
     tried: list[str] = []
     for url in discovery_urls(issuer):
         request = HttpRequest("GET", url, (("Accept", "application/json"),))

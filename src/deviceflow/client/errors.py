@@ -55,9 +55,11 @@ class ConfigurationError(DeviceFlowError):
 class InsecureIssuerError(ConfigurationError):
     """RFC 8414 §2: the issuer "is a URL that uses the https scheme" (we allow loopback http)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, message: str | None = None) -> None:
+        # ``message``: a more precise sentence when the URL is malformed rather than plain http.
         super().__init__(
-            f"Refusing to use {url}: the server address must use https "
+            message
+            or f"Refusing to use {url}: the server address must use https "
             "(plain http is only allowed for loopback addresses such as 127.0.0.1)."
         )
         self.url = url

@@ -139,7 +139,7 @@ class Profile:
         if provider.needs_issuer and not self.issuer:
             raise ConfigurationError(f"Profile '{self.name}' needs an issuer URL (--issuer).")
         if self.issuer:
-            check_secure_url(self.issuer)
+            check_secure_url(self.issuer, what="issuer")
         for registry in self.docker_registries:
             if normalize_registry(registry) != registry:
                 raise ConfigurationError(

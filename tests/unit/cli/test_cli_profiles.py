@@ -101,6 +101,51 @@ def test_insecure_issuer_is_refused(tmp_path: Path) -> None:
     assert "must use https" in result.err
 
 
+@pytest.mark.parametrize(
+    ("issuer", "said"),
+    [
+        (
+            "127.0.0.1:8765",
+            "The issuer 127.0.0.1:8765 has no scheme: use http://127.0.0.1:8765 (loopback) "
+            "or https://127.0.0.1:8765.",
+        ),
+        (
+            "localhost:8000/realms/x",
+            "The issuer localhost:8000/realms/x has no scheme: use "
+            "http://localhost:8000/realms/x (loopback) or https://localhost:8000/realms/x.",
+        ),
+        (
+            "id.example.com",
+            "The issuer id.example.com has no scheme: use https://id.example.com.",
+        ),
+        ("htp://host", "The issuer htp://host has an unknown scheme 'htp': use https://host."),
+        (
+            "htps://127.0.0.1:9",
+            "The issuer htps://127.0.0.1:9 has an unknown scheme 'htps': use "
+            "http://127.0.0.1:9 (loopback) or https://127.0.0.1:9.",
+        ),
+        ("https://", "The issuer https:// has no host name."),
+        ("https://id.example.com:https", "The issuer https://id.example.com:https has an "
+         "invalid port."),
+    ],
+    ids=["loopback-no-scheme", "localhost-no-scheme", "remote-no-scheme", "typo", "typo-loopback",
+         "no-host", "bad-port"],
+)
+@pytest.mark.parametrize("command", ["create-profile", "update-profile"])
+def test_malformed_issuer_says_what_is_wrong(
+    tmp_path: Path, command: str, issuer: str, said: str
+) -> None:
+    if command == "update-profile":
+        assert invoke(tmp_path, "create-profile", "--name", "a", "--client-id", "x").code == 0
+    result = invoke(
+        tmp_path, command, "--name", "a", "--client-id", "x", "--provider", "oidc",
+        "--issuer", issuer,
+    )
+    assert result.code == 3
+    assert result.err == said + "\n"
+    assert "must use https" not in result.err
+
+
 def test_duplicate_and_bad_names(tmp_path: Path) -> None:
     create(tmp_path)
     again = invoke(tmp_path, "create-profile", "--name", "myapp", "--client-id", "y")

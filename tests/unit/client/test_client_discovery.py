@@ -115,6 +115,25 @@ def test_https_unless_loopback(url: str, ok: bool) -> None:
             check_secure_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("127.0.0.1:8765", "has no scheme: use http://127.0.0.1:8765 (loopback) or https://"),
+        ("[::1]:8000", "has no scheme: use http://[::1]:8000 (loopback)"),
+        ("id.example.com/t", "has no scheme: use https://id.example.com/t."),
+        ("htp://host", "has an unknown scheme 'htp': use https://host."),
+        ("https:/host", "has no host name."),
+        ("http://id.example.com", "must use https"),
+    ],
+    ids=["loopback", "loopback-v6", "remote", "typo", "one-slash", "http-remote"],
+)
+def test_malformed_urls_are_named_for_what_is_wrong(url: str, said: str) -> None:
+    with pytest.raises(InsecureIssuerError) as caught:
+        check_secure_url(url, what="issuer")
+    assert said in str(caught.value)
+    assert caught.value.url == url
+
+
 def test_insecure_endpoint_in_document_is_refused() -> None:
     doc = dict(DOC, token_endpoint="http://id.example.com/token")
     with pytest.raises(InsecureIssuerError):
