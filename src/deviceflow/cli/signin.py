@@ -126,7 +126,21 @@ def retry_sentence(event: Sleep) -> str:
     if event.reason is SleepReason.SLOW_DOWN:
         return event.detail or "The server asked to poll more slowly."
     detail = event.detail.rstrip(".") if event.detail else "A temporary problem"
-    return f"{detail}; trying again in {words_for(event.seconds)}."
+    count = ""
+    if event.retry and event.retries:
+        count = f" (retry {event.retry} of {event.retries})"
+    elif event.retry:
+        count = f" (retry {event.retry})"
+    return f"{detail}; trying again {_wait_words(event.seconds)}{count}."
+
+
+def _wait_words(seconds: float) -> str:
+    """The real wait: 'now', 'in 0.5 seconds', 'in 20 seconds' (never 'in 0 seconds')."""
+    if seconds < 0.05:
+        return "now"
+    if seconds < 10 and round(seconds) != round(seconds, 1):
+        return f"in {seconds:.1f} seconds"
+    return f"in {words_for(seconds)}"
 
 
 class _Box:

@@ -16,17 +16,15 @@ themselves (the design of encode/httpx's ``Auth.auth_flow``).
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, TypeAlias, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
 from deviceflow.client.errors import (
     ExpiredTokenError,
-    InsecureIssuerError,
     InvalidGrantError,
     InvalidScopeError,
     NetworkError,
@@ -46,6 +44,7 @@ from deviceflow.client.tokens import (
     parse_token_response,
     strip_control,
 )
+from deviceflow.client.urls import check_secure_url
 
 __all__ = [
     "DEVICE_CODE_GRANT_TYPE",
@@ -143,6 +142,10 @@ class Sleep:
     seconds: float
     reason: SleepReason = SleepReason.POLL
     detail: str = ""
+    # BACKOFF: which retry this wait comes before (1-based), and how many there can be
+    # (0: no limit, e.g. polling keeps retrying until the code expires).
+    retry: int = 0
+    retries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,48 +227,6 @@ def choose_secret_method(
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_secure_url(url: str, *, what: str = "server address") -> str:
-    """RFC 8414 §2 / RFC 6749 §3.1: endpoints use TLS; plain http only on loopback.
-
-    A URL with no scheme or an unknown one (``127.0.0.1:8765``, ``htp://host``) is named as
-    such, with the URL it probably meant, rather than refused as "not https".
-    """
-    parts = urlsplit(url)
-    if "://" not in url and parts.scheme not in ("https", "http"):
-        raise InsecureIssuerError(url, _scheme_hint(f"The {what} {url} has no scheme", url))
-    if parts.scheme not in ("https", "http"):
-        rest = url.split("://", 1)[1]
-        raise InsecureIssuerError(
-            url, _scheme_hint(f"The {what} {url} has an unknown scheme '{parts.scheme}'", rest)
-        )
-    if not parts.hostname:
-        raise InsecureIssuerError(url, f"The {what} {url} has no host name.")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise InsecureIssuerError(url, f"The {what} {url} has an invalid port.") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise InsecureIssuerError(url)
-    return url
-
-
-def _scheme_hint(problem: str, rest: str) -> str:
-    """``problem``, then the URL(s) ``rest`` most likely meant: http only for loopback."""
-    host = urlsplit("//" + rest).hostname or ""
-    if _is_loopback(host):
-        return f"{problem}: use http://{rest} (loopback) or https://{rest}."
-    return f"{problem}: use https://{rest}."
-
-
 _BASE_HEADERS: tuple[tuple[str, str], ...] = (
     # GitHub answers form-encoded unless asked for JSON ("Authorizing OAuth apps", device flow
     # step 1: "you can receive the response in different formats depending on the Accept header").
@@ -293,6 +254,8 @@ def _is_transient(reply: HttpResponse | TransportFailure) -> bool:
 
 
 def _retry_after(reply: HttpResponse | TransportFailure) -> float | None:
+    """RFC 9110 §10.2.3 ``Retry-After`` in delay-seconds (the HTTP-date form is not used by the
+    servers we talk to, and is ignored: the caller's own backoff applies)."""
     if isinstance(reply, HttpResponse):
         value = reply.header("Retry-After")
         if value and value.strip().isdigit():
@@ -302,14 +265,18 @@ def _retry_after(reply: HttpResponse | TransportFailure) -> float | None:
 
 def _describe(reply: HttpResponse | TransportFailure, url: str) -> str:
     if isinstance(reply, TransportFailure):
-        return f"Could not reach {url}: {reply.reason}."
+        return f"Could not connect to {url} ({reply.reason})."
     return f"The server at {url} answered HTTP {reply.status}."
 
 
 def send_with_retry(
     request: HttpRequest, *, attempts: int = 3, first_delay: float = 1.0
 ) -> Generator[Event, Reply, HttpResponse]:
-    """Send, retrying transient failures (no response, 429, 5xx) with exponential backoff."""
+    """Send, retrying transient failures (no response, 429, 5xx) with exponential backoff.
+
+    A ``Retry-After`` (RFC 9110 §10.2.3) replaces the backoff for that wait, capped at
+    ``MAX_BACKOFF``; each ``Sleep`` says which retry it precedes and how many there can be.
+    """
     delay = first_delay
     for attempt in range(1, attempts + 1):
         reply = yield from _send(request)
@@ -317,14 +284,22 @@ def send_with_retry(
             assert isinstance(reply, HttpResponse)
             return reply
         if attempt == attempts:
+            tries = f"; gave up after {attempts} tries" if attempts > 1 else ""
             if isinstance(reply, TransportFailure):
-                raise NetworkError(_describe(reply, request.url))
+                raise NetworkError(_describe(reply, request.url).rstrip(".") + tries + ".")
             error = _error_from(reply, {})
             if error is not None:
                 raise error
-            raise ServerResponseError(_describe(reply, request.url))
-        wait = _retry_after(reply) or delay
-        yield Sleep(min(wait, MAX_BACKOFF), SleepReason.BACKOFF, _describe(reply, request.url))
+            raise ServerResponseError(_describe(reply, request.url).rstrip(".") + tries + ".")
+        asked = _retry_after(reply)
+        wait = delay if asked is None else asked
+        yield Sleep(
+            min(wait, MAX_BACKOFF),
+            SleepReason.BACKOFF,
+            _describe(reply, request.url),
+            retry=attempt,
+            retries=attempts - 1,
+        )
         delay *= 2
     raise AssertionError("unreachable")
 
@@ -430,15 +405,20 @@ def device_flow(
             if local_deadline < deadline and timeout is not None:
                 raise TimedOutError(timeout)
             raise ExpiredTokenError()
-        yield Sleep(wait, reason, detail)
+        yield Sleep(wait, reason, detail, retry=failures if reason is SleepReason.BACKOFF else 0)
         reply = yield from _send(token_request)
         if _is_transient(reply):
             error = _error_from(reply, aliases) if isinstance(reply, HttpResponse) else None
             if error is None or error.error not in ("authorization_pending", "slow_down"):
                 # Transient trouble (network, 429, 5xx): back off, keep the code, try again.
                 failures += 1
-                backoff = min(interval * 2**failures, MAX_BACKOFF)
-                wait = max(_retry_after(reply) or 0.0, backoff)
+                asked = _retry_after(reply)
+                if asked is None:
+                    wait = min(interval * 2**failures, MAX_BACKOFF)
+                else:
+                    # The server said when (RFC 9110 §10.2.3): that, not our exponential guess,
+                    # but never sooner than the polling interval (RFC 8628 §3.5).
+                    wait = max(asked, interval * margin)
                 reason, detail = SleepReason.BACKOFF, _describe(reply, metadata.token_endpoint)
                 continue
         assert isinstance(reply, HttpResponse)

@@ -6,6 +6,8 @@ The driver only performs what the sans-I/O flows ask for; decisions live in flow
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
@@ -56,9 +58,28 @@ def http_client() -> httpx.Client:
     return httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, trust_env=True)
 
 
+# OpenSSL's answers when the other end replies to the TLS handshake with something that is not
+# TLS: most often a plain-HTTP server's "400 Bad Request" (3.2+ says "record layer failure").
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
+                      "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"})
+
+
 def describe_transport_error(exc: httpx.TransportError) -> str:
+    """A few words for why no HTTP answer came, for "could not connect to URL (…)"."""
     if isinstance(exc, httpx.TimeoutException):
         return "the connection timed out"
+    cause: BaseException | None = exc
+    while cause is not None:  # httpx → httpcore → the socket or ssl error
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS:
+            return (
+                "the server is not speaking HTTPS on that port; use http:// for a plain-HTTP "
+                "server"
+            )
+        if isinstance(cause, socket.gaierror):
+            return "the host name was not found"
+        cause = cause.__cause__ or cause.__context__
     text = strip_control(str(exc)) or type(exc).__name__
     return text[:200]
 

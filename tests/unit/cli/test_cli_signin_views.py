@@ -39,7 +39,7 @@ def test_plain_view_lines() -> None:
         Sleep(
             20,
             SleepReason.BACKOFF,
-            "Could not reach https://id.example.com/token: connection refused.",
+            "Could not connect to https://id.example.com/token (connection refused).",
         )
     )
     view.succeeded("pi")
@@ -53,7 +53,7 @@ def test_plain_view_lines() -> None:
         "The code expires in 15 minutes.",
         "Only enter this code if you started this sign-in on raspberrypi.",
         "Waiting for authentication...",
-        "Could not reach https://id.example.com/token: connection refused; trying again in "
+        "Could not connect to https://id.example.com/token (connection refused); trying again in "
         "20 seconds.",
         "Authentication successful.",
         "Token saved to profile 'pi'.",
