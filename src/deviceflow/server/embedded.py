@@ -19,6 +19,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on ``host:port``, asked the way uvicorn will bind it
+    (``SO_REUSEADDR``, so a port in TIME_WAIT counts as free). Only for a clear sentence before
+    starting: a process taking the port in between still makes uvicorn fail as before."""
+    if port == 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return False  # uvicorn will say what is wrong with the host
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
 def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
     """The uvicorn settings shared by ``deviceflow serve`` and the embedded server."""
     return {

@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -464,6 +465,21 @@ def test_serve_refuses_an_issuer_that_is_not_https_off_loopback(
     assert_clean_failure(result, 2, words)
     [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert "Value error" not in error  # one plain sentence, not the validator's wrapping
+    assert not cli.db_path.exists(), "refused before touching the database"
+
+
+def test_serve_on_a_busy_port_says_so_before_anything_else(cli: Cli) -> None:
+    """Issue 12: uvicorn used to print "serving", start the app, and only then log
+    "[Errno 98] … address already in use" among INFO lines."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    assert_clean_failure(result, 3, f"port {port} on 127.0.0.1 is already in use")
+    assert "--port" in result.stderr
+    assert "serving" not in result.stderr
+    assert "Errno" not in result.stderr
     assert not cli.db_path.exists(), "refused before touching the database"
 
 

@@ -90,13 +90,17 @@ def command(**options: Any) -> None:
         open_store,
         refuse_exposed_key_material,
     )
-    from ...server.embedded import uvicorn_options
+    from ...server.embedded import port_in_use, uvicorn_options
     from ...server.keys import load_keyring
     from ...server.logs import configure
     from ..exit_codes import config_error
 
     settings = settings_from(options)
     configure(settings.log_format, settings.log_level)
+    if port_in_use(settings.host, settings.port):
+        raise config_error(
+            f"port {settings.port} on {settings.host} is already in use (another deviceflow "
+            "serve?); stop that process or choose another port with --port")
 
     # Migrate and create keys once, in this process, so N workers never race on first start.
     # Key material other users can read, or a missing or wrong key-encryption key, stops the
