@@ -36,7 +36,8 @@ def _wait_for(lines: list[str], pattern: str, timeout: float = 60) -> re.Match[s
 
 
 def test_demo_device_login_in_a_browser(browser_page: Page, tmp_path: Path) -> None:
-    env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1",
+           "TMPDIR": str(tmp_path)}
     env.pop("DEVICEFLOW_DB", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "deviceflow", "demo", "--no-qr", "--output", "json"],
@@ -54,7 +55,9 @@ def test_demo_device_login_in_a_browser(browser_page: Page, tmp_path: Path) -> N
 
         approve(browser_page, uri, "demo", password)
 
-        stdout, _ = process.communicate(timeout=60)
+        # communicate() reads what is left of stderr too: keep it with the reader's lines.
+        stdout, rest = process.communicate(timeout=60)
+        lines.append(rest or "")
     finally:
         if process.poll() is None:
             process.kill()
@@ -71,3 +74,37 @@ def test_demo_device_login_in_a_browser(browser_page: Page, tmp_path: Path) -> N
     # The password is printed once, on stderr only.
     assert password not in stdout
     assert "".join(lines).count(password) == 1
+    # Next steps that still work once the demo is gone (not "get-token --profile demo", whose
+    # profile and server it has just removed), and nothing left behind.
+    assert "deviceflow demo --keep-serving" in "".join(lines).rsplit("Next steps:", 1)[-1]
+    assert not list(tmp_path.glob("deviceflow-demo-*"))
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """A closed terminal or `kill` used to leave the demo's directory (its database, its token
+    cache) in the temporary directory."""
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1",
+           "TMPDIR": str(tmp_path)}
+    env.pop("DEVICEFLOW_DB", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deviceflow", "demo", "--no-qr"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_stderr, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lines, r"/device\?user_code=")  # the server is up and the device is polling
+        assert list(tmp_path.glob("deviceflow-demo-*"))
+        process.terminate()
+        _, rest = process.communicate(timeout=30)  # closes both pipes
+        lines.append(rest or "")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(5)
+    assert process.returncode == 143, "".join(lines)
+    assert "Traceback" not in "".join(lines)
+    assert not list(tmp_path.glob("deviceflow-demo-*"))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
         finally:
             await store.close()
 
+    # SIGTERM (a terminal closed, `kill`, a container stopping) cleans up as Ctrl+C does: the
+    # exception unwinds through the server's shutdown and the removal of the demo's files.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         anyio.run(seed)
         # The CLI keeps its profile and token cache in the throw-away directory too.
@@ -89,11 +93,34 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
                 code = run(["get-token", "--profile", "demo", "--output", output,
                             *(["--no-qr"] if no_qr else [])])
             if code == 0 and keep_serving:
-                click.echo(f"\nServer still running at {issuer} — Ctrl+C to stop.", err=True)
+                profile_env = (f"DEVICEFLOW_CONFIG_DIR={workdir / 'config'} "
+                               f"DEVICEFLOW_DATA_DIR={workdir / 'data'} "
+                               "DEVICEFLOW_TOKEN_STORE=file")
+                click.echo(
+                    f"\nServer still running at {issuer} — Ctrl+C to stop.\n"
+                    "Meanwhile, in another terminal, the demo's profile answers from its cache "
+                    "and refreshes silently:\n"
+                    f"  {profile_env} deviceflow get-token --profile demo\n",
+                    err=True,
+                )
                 _wait_for_interrupt()
+            elif code == 0:
+                click.echo(_NEXT_STEPS, err=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     raise SystemExit(code)
+
+
+_NEXT_STEPS = """
+The demo server has stopped and its data (user, client, profile, tokens) is deleted.
+Next steps:
+  deviceflow demo --keep-serving      # the same, and the server stays up to try the CLI against
+  deviceflow serve                    # your own server: see README.md, "A 60-second tour"
+"""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _wait_for_interrupt() -> None:
