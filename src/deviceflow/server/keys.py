@@ -74,7 +74,7 @@ def key_state(key: SigningKeyRecord, now: float) -> KeyState:
     return KeyState.RETIRED
 
 
-def _generate(alg: str) -> PrivateKey:
+def generate_key(alg: str) -> PrivateKey:
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters={"alg": alg, "use": "sig"}, auto_kid=True)
     if alg == "ES256":
@@ -306,7 +306,7 @@ async def load_keyring(store: Store, kek: KeySource, signing_alg: str = "RS256",
     async with store.unit_of_work() as uow:
         for name, secret in stored.items():
             if secret.encryption is SecretEncryption.NONE:
-                await uow.secrets.seal(name, _sealed(box, name, secret.value))
+                await uow.secrets.seal(name, sealed_secret(box, name, secret.value))
         hmac_secret = await _load_or_add(uow.secrets, box, HMAC_SECRET_NAME, _random_secret)
         session_secret = await _load_or_add(uow.secrets, box, SESSION_SECRET_NAME,
                                             _random_secret)
@@ -334,14 +334,14 @@ def _random_secret() -> bytes:
 
 
 def _private_jwk(alg: str) -> bytes:
-    return json.dumps(_generate(alg).as_dict(private=True)).encode()
+    return json.dumps(generate_key(alg).as_dict(private=True)).encode()
 
 
 def _missing() -> bytes:
     raise StorageError("a signing key's private key is missing from server_secrets")
 
 
-def _sealed(box: SecretBox, name: str, value: bytes) -> StoredSecret:
+def sealed_secret(box: SecretBox, name: str, value: bytes) -> StoredSecret:
     return StoredSecret(box.seal(name, value), SecretEncryption.AES_256_GCM)
 
 
@@ -349,9 +349,9 @@ async def _load_or_add(repo: SecretRepository, box: SecretBox, name: str,
                        fresh: Callable[[], bytes]) -> bytes:
     stored = await repo.get(name)
     if stored is None:
-        stored = await repo.add_if_absent(name, _sealed(box, name, fresh()))
+        stored = await repo.add_if_absent(name, sealed_secret(box, name, fresh()))
     if stored.encryption is SecretEncryption.NONE:
         # Written in plaintext since our first read (a 0.1 worker beside us): seal it now.
-        await repo.seal(name, _sealed(box, name, stored.value))
+        await repo.seal(name, sealed_secret(box, name, stored.value))
         return stored.value
     return box.open(name, stored.value)

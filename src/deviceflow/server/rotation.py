@@ -21,11 +21,11 @@ from .keys import (
     SIGNING_KEY_PREFIX,
     SUPPORTED_ALGS,
     KeyState,
-    _generate,
-    _sealed,
+    generate_key,
     key_state,
     load_keyring,
     open_kek,
+    sealed_secret,
 )
 from .secretbox import KeySource
 from .service.audit import AuditService
@@ -74,14 +74,14 @@ async def rotate_signing_key(store: Store, kek: KeySource, alg: str, *, now: flo
     # Exactly what a server start does: check the KEK, seal 0.1 rows, adopt the existing key.
     await load_keyring(store, kek, alg, clock=lambda: now)
     box, _ = await open_kek(store, kek)
-    key = _generate(alg)
+    key = generate_key(alg)
     active_from = now + activation_delay
     successor = SigningKeyRecord(
         kid=str(key.kid), alg=alg, secret_name=f"{SIGNING_KEY_PREFIX}{alg}:{key.kid}",
         created_at=now, active_from=active_from)
     async with store.unit_of_work() as uow:
         current = _newest(await uow.signing_keys.list(), alg)
-        sealed = _sealed(box, successor.secret_name,
+        sealed = sealed_secret(box, successor.secret_name,
                          json.dumps(key.as_dict(private=True)).encode())
         await uow.secrets.add_if_absent(successor.secret_name, sealed)
         retire_after = active_from + token_lifetime

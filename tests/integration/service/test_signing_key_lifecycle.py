@@ -130,7 +130,7 @@ async def sealed_issue_7_database(url: str, kek: SecretBox) -> KeyRing:
     """Schema 0004 as issue 7's server left it: every secret sealed, one ``signing_key:RS256``
     and no lifecycle table. Returns the ring that server signed with."""
     await upgrade_to(url, "0004")
-    key = keys_module._generate("RS256")
+    key = keys_module.generate_key("RS256")
     rows = {HMAC_SECRET_NAME: b"h" * 32, SESSION_SECRET_NAME: b"s" * 32,
             SIGNING_KEY_PREFIX + "RS256": json.dumps(key.as_dict(private=True)).encode()}
     sql = engine._create_engine(url, poolclass=NullPool)

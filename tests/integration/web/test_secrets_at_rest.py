@@ -154,7 +154,7 @@ async def a_0_1_database(url: str) -> KeyRing:
     key ring 0.1 served with."""
     await upgrade_to(url, "0001")
     hmac_secret, session_secret = secrets.token_bytes(32), secrets.token_bytes(32)
-    keys = {alg: keys_module._generate(alg) for alg in ("RS256", "ES256")}
+    keys = {alg: keys_module.generate_key(alg) for alg in ("RS256", "ES256")}
     rows = {HMAC_SECRET_NAME: hmac_secret, SESSION_SECRET_NAME: session_secret} | {
         SIGNING_KEY_PREFIX + alg: json.dumps(key.as_dict(private=True)).encode()
         for alg, key in keys.items()}
