@@ -220,7 +220,7 @@ async def plaintext_store(algs: tuple[str, ...] = ("RS256",)) -> tuple[MemorySto
     """A store as deviceflow 0.1 left it: the secrets in plaintext; and the ring 0.1 used."""
     store = MemoryStore()
     hmac_secret, session_secret = secrets.token_bytes(32), secrets.token_bytes(32)
-    keys = {alg: keys_module._generate(alg) for alg in algs}
+    keys = {alg: keys_module.generate_key(alg) for alg in algs}
     rows = {HMAC_SECRET_NAME: hmac_secret, SESSION_SECRET_NAME: session_secret} | {
         SIGNING_KEY_PREFIX + alg: json.dumps(key.as_dict(private=True)).encode()
         for alg, key in keys.items()}
