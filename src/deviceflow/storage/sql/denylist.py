@@ -22,7 +22,7 @@ _n = t.token_denylist
 
 _DENY_INSERT = insert_unless_taken(_n)
 # The columns are compared untyped so the binds need no float conversion: SQLite's read-only
-# units of work run a SELECT straight on the driver (``repository._InlineConnection``), which
+# units of work run a SELECT straight on the driver (``unit_of_work._InlineConnection``), which
 # refuses a bind it would have to convert. The values are floats already.
 _DENY_SINCE = select(_n).where(
     type_coerce(_n.c.created_at, NullType()) >= bindparam("b_created_from"),

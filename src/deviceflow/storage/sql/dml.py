@@ -55,3 +55,12 @@ def purge_statement(table: Any, pk: Any) -> Delete:
 
 
 __all__ = ["insert", "insert_unless_taken", "purge", "purge_statement"]
+
+
+def join_words(words: frozenset[str]) -> str:
+    """A set of words (scopes, grant types) as one column: sorted, so equal sets are equal text."""
+    return " ".join(sorted(words))
+
+
+def split_words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
