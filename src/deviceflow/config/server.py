@@ -8,6 +8,9 @@ discovery advertises.
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -30,6 +33,10 @@ ENV_ONLY = "env_only"
 
 METRICS_TOKEN_MIN = 32
 """Characters of the metrics bearer token: a random token that long cannot be guessed."""
+
+DEFAULT_SITE_NAME = "Device sign-in"
+SITE_NAME_MAX = 80
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
 def env_only(field: FieldInfo) -> bool:
@@ -243,6 +250,27 @@ class ServerSettings(BaseSettings):
         "bounds the codes it holds live (and the rows and the brute-force odds they make).",
     )
 
+    # --- pages ----------
+    site_name: str = Field(
+        DEFAULT_SITE_NAME, min_length=1, max_length=SITE_NAME_MAX,
+        description="Name shown in the header and the browser tab title of every page a person "
+        "sees (the verification pages, \"Your devices\" and their error pages), e.g. "
+        "`Example Corp sign-in`.",
+    )
+    brand_color: str | None = Field(
+        None,
+        description="Brand colour of the page header, as a hex colour (`#1a7f37` or `#1a7`). "
+        "The header text is black or white, whichever contrasts more with it (always at least "
+        "4.5:1, WCAG 2.2 SC 1.4.3). Unset: the plain header.",
+    )
+    display_time_zone: str = Field(
+        "UTC",
+        description="IANA time zone (e.g. `Europe/Berlin`) in which the pages show times, "
+        "always with the zone named (`14:05:09 UTC`, `15:05:09 CET`): without JavaScript a "
+        "browser does not send its own. The date and time format follows the browser's "
+        "`Accept-Language`.",
+    )
+
     # --- logs ----------
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="Log format; `auto` is JSON unless stderr is a terminal."
@@ -265,6 +293,38 @@ class ServerSettings(BaseSettings):
             raise _refused(
                 "issuer must use HTTPS unless its host is loopback (RFC 8628 §5.3, RFC 8414 §2)"
             )
+        return value
+
+    @field_validator("site_name")
+    @classmethod
+    def _site_name_shape(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(unicodedata.category(ch).startswith("C") for ch in value):
+            raise _refused("site_name must be printable text of one line")
+        return value
+
+    @field_validator("brand_color")
+    @classmethod
+    def _brand_color_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not _HEX_COLOUR.fullmatch(value):
+            raise _refused("brand_color must be a hex colour such as #1a7f37 or #1a7")
+        digits = value[1:].lower()
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        return "#" + digits
+
+    @field_validator("display_time_zone")
+    @classmethod
+    def _time_zone_known(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _refused(
+                f"display_time_zone {value!r} is not an IANA time zone name such as "
+                "Europe/Berlin or UTC"
+            ) from None
         return value
 
     @model_validator(mode="after")

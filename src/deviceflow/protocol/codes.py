@@ -60,6 +60,13 @@ def format_user_code(code: str) -> str:
     return f"{code[:half]}-{code[half:]}"
 
 
+def display_user_code(raw: str) -> str:
+    """What a person typed, shown back to them: ``wdjb mjht`` → ``WDJB-MJHT`` when it has the
+    shape of a user code, else the text as typed (trimmed) so they can see what to correct."""
+    normalized = normalize_user_code(raw)
+    return format_user_code(normalized) if normalized is not None else raw.strip()
+
+
 class CodeHasher:
     """HMAC-SHA-256 under the server secret, one label per kind of secret."""
 

@@ -3,6 +3,7 @@ headers, escaping, session reuse, Back/reopen after a decision, and refusals tha
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from deviceflow.config.server import ServerSettings
+from deviceflow.protocol.codes import display_user_code
 from deviceflow.protocol.models import ClientType
 from deviceflow.server.service import AdminService
 from deviceflow.server.web.app import create_app
@@ -217,7 +219,7 @@ async def test_approve_flow_end_to_end(harness: Harness) -> None:
         assert grant["user_code"] in text
         assert "192.0.2.44" in text  # where the device asked from, not the browser
         assert "tv-app/2.1 (WebOS)" in text
-        assert "15 January 2027 at 08:00:00 UTC" in text
+        assert "15 January 2027, 08:00:00 UTC" in text
         assert "Only approve if you started this sign-in on a device in front of you." in text
         assert "See your name and username" in text
         assert "Stay signed in on this device (until you sign it out)" in text
@@ -337,8 +339,11 @@ async def test_unknown_expired_used_and_denied_codes_are_indistinguishable(
         for label, code in attempts.items():
             response = await enter_code(guesser, code)
             assert_refused(response)
-            assert code not in response.text  # the refused text is not echoed back
-            bodies[label] = without_csrf(response.text)
+            # What was typed comes back in its display form, to correct it (issue 12) …
+            echoed = f'value="{html.escape(display_user_code(code))}"'
+            assert echoed in response.text
+            # … and that is all that differs: the reason for the refusal is not told.
+            bodies[label] = without_csrf(response.text).replace(echoed, 'value="…"')
     assert len(set(bodies.values())) == 1, bodies.keys()
 
 

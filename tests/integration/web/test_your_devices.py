@@ -100,8 +100,8 @@ async def test_a_device_is_listed_and_signed_out_and_its_refresh_fails(pages: Pa
         assert "See your name and username" in page.text
         assert ">Sign out</button>" in page.text
         assert ">Sign out all devices</button>" in page.text
-        assert "15 January 2027 at 08:00:00 UTC" in page.text  # approved (the test clock)
-        assert "15 January 2027 at 08:02:00 UTC" in page.text  # last used: the refresh
+        assert "15 January 2027, 08:00:00 UTC" in page.text  # approved (the test clock)
+        assert "15 January 2027, 08:02:00 UTC" in page.text  # last used: the refresh
         [family] = families(page.text)
 
         out = await browser.post("/account/devices/signout", data={

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ...config.server import ServerSettings
@@ -37,8 +37,9 @@ from ..polling import MemoryPollState, PollState, RedisPollState
 from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
 from ..service import DeviceFlowService, ServicePolicy
-from . import errors
+from . import errors, pages
 from . import metrics as metrics_endpoint
+from .branding import Branding
 from .endpoints import (
     device_authorization,
     devices,
@@ -201,6 +202,7 @@ def create_app(
         *devices.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
+        Route("/brand.css", pages.brand_stylesheet, methods=["GET"], name="brand_stylesheet"),
     ]
     if settings.enable_userinfo:
         routes.extend(userinfo.routes)
@@ -238,6 +240,8 @@ def create_app(
     )
     # Always there, so endpoints call it unconditionally; with metrics off its tallies are no-ops.
     app.state.metrics = metrics
+    # Here, not in the lifespan: the error pages show the site name too.
+    app.state.branding = Branding.from_settings(settings)
     if settings.metrics_token is not None:
         app.state.metrics_token = settings.metrics_token.get_secret_value().encode()
     return app

@@ -15,7 +15,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import NoMatchFound
 
 from ...protocol.display import display_safe
-from . import csrf
+from . import csrf, display
+from .branding import Branding
 
 SECURITY_HEADERS: Mapping[str, str] = {
     # No script at all, styles only from our own stylesheet, no framing (clickjacking the Approve
@@ -48,6 +49,9 @@ environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+display.install(environment)
+
+_PLAIN = Branding()
 
 
 def static_url(request: Request, path: str) -> str:
@@ -67,6 +71,23 @@ def _devices_url(request: Request) -> str | None:
         return None
 
 
+def branding(request: Request) -> Branding:
+    """The operator's site name, brand colour and display time zone (``app.state.branding``,
+    set by ``create_app``)."""
+    found = getattr(request.app.state, "branding", None)
+    return found if isinstance(found, Branding) else _PLAIN
+
+
+def _brand_stylesheet(request: Request, brand: Branding) -> str | None:
+    if brand.brand_css is None:
+        return None
+    try:
+        path = request.url_for("brand_stylesheet").path
+    except NoMatchFound:
+        return None
+    return f"{path}?v={brand.brand_css_version}"
+
+
 def page_url(request: Request, name: str) -> str:
     """Path (with any root path) of one of the verification routes, by route name."""
     return request.url_for(name).path
@@ -81,12 +102,19 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """Render ``template`` with the security headers. Every template gets the session's CSRF token
-    (for the hidden field on every form) and the stylesheet's URL."""
+    (for the hidden field on every form), the stylesheets' URLs, the site name, and how this
+    browser reads times (for the ``local_time`` filter)."""
+    brand = branding(request)
     values: dict[str, object] = {
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token(request.session),
         "stylesheet": static_url(request, "style.css"),
+        "brand_stylesheet": _brand_stylesheet(request, brand),
+        "site_name": brand.site_name,
         "devices_url": _devices_url(request),
+        display.CONTEXT_KEY: display.time_display(
+            request.headers.get("accept-language"), brand.time_zone
+        ),
     }
     values.update(context or {})
     body = environment.get_template(template).render(values)
@@ -95,6 +123,18 @@ def render(
     if headers:
         response.headers.update(headers)
     return response
+
+
+async def brand_stylesheet(request: Request) -> Response:
+    """GET /brand.css: the operator's brand colour as CSS (404 when none is set). Its URL
+    carries a version, so it may be cached for long."""
+    css = branding(request).brand_css
+    if css is None:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    return Response(css, media_type="text/css", headers={
+        "Cache-Control": "public, max-age=86400",
+        "X-Content-Type-Options": "nosniff",
+    })
 
 
 def redirect(url: str) -> Response:

@@ -26,10 +26,8 @@ from .verification import (
     FORM_EXPIRED,
     _forget_sign_in,
     _form,
-    _iso,
     _service,
     _signed_in,
-    _utc,
     sign_in_then,
 )
 
@@ -64,10 +62,8 @@ async def _page(request: Request, *, alert: str | None = None, status: int = 200
             "family_id": d.family_id,
             "client_name": d.client_name,
             "scopes": d.scopes,
-            "approved_at": _utc(d.approved_at) if d.approved_at is not None else None,
-            "approved_iso": _iso(d.approved_at) if d.approved_at is not None else None,
-            "last_used_at": _utc(d.last_used_at),
-            "last_used_iso": _iso(d.last_used_at),
+            "approved_at": d.approved_at,
+            "last_used_at": d.last_used_at,
             "ip_address": d.ip_address,
             "user_agent": (d.user_agent or "")[:_MAX_USER_AGENT],
         } for d in devices],

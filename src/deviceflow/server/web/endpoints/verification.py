@@ -30,14 +30,14 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ....protocol.errors import InvalidRequestError
-from ....protocol.models import Timestamp, User
+from ....protocol.codes import display_user_code
+from ....protocol.models import User
 from ....protocol.params import FormParams
 from ....protocol.verification import Decision
 from ...service import (
@@ -87,6 +87,9 @@ SIGN_IN_AGAIN = (
 SIGN_IN_AGAIN_DEVICES = (
     "Enter your password again to sign out devices: you signed in more than {age} ago."
 )
+
+CODE_ERROR_ID = "user_code_error"
+"""The id of the code page's alert when the code was wrong: the input's ``aria-describedby``."""
 
 _MAX_ECHO = 64
 """Longest typed code we put back into the input (the value is escaped; this only bounds size)."""
@@ -196,15 +199,6 @@ def _wait_message(seconds: int) -> str:
     return f"Too many attempts. Please wait {amount} {unit}{plural} and try again."
 
 
-def _utc(ts: Timestamp) -> str:
-    moment = datetime.fromtimestamp(ts, tz=UTC)
-    return f"{moment.day} {moment:%B %Y at %H:%M:%S} UTC"
-
-
-def _iso(ts: Timestamp) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
-
-
 def _ago(seconds: float) -> str:
     if seconds < 60:
         return "less than a minute ago"
@@ -228,13 +222,19 @@ async def _code_page(
     status: int = 200,
     retry_after: int | None = None,
     sign_in_link: bool = False,
+    code_invalid: bool = False,
 ) -> Response:
+    """The code form. The typed code comes back in its display form (``WDJB-MJHT``) so the
+    person can correct it; ``code_invalid`` ties the alert to the input (``aria-invalid``,
+    ``aria-describedby``) when it is the code that was wrong."""
     service = _service(request)
     signed = await _signed_in(request, service)
     user = await service.accounts.get_user(signed.user_id) if signed else None
     return render(request, "code.html", {
-        "value": value[:_MAX_ECHO],
+        "value": display_user_code(value[:_MAX_ECHO]),
         "alert": alert,
+        "code_invalid": code_invalid and alert is not None,
+        "alert_id": CODE_ERROR_ID if code_invalid else None,
         # Only the global anonymous budget is spent: signing in gives a budget of one's own.
         "sign_in_link": page_url(request, "device_signin") if sign_in_link else None,
         "sign_in_hint": SIGN_IN_HELPS,
@@ -244,10 +244,12 @@ async def _code_page(
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
-async def _code_refused(request: Request) -> Response:
+async def _code_refused(request: Request, typed: str = "") -> Response:
     """One page, one status, one message for every refused code: unknown, malformed, expired,
-    used, approved or denied elsewhere. The page must be no oracle (RFC 8628 §5.1)."""
-    return await _code_page(request, alert=CODE_REFUSED, status=400)
+    used, approved or denied elsewhere. The page must be no oracle (RFC 8628 §5.1): what was
+    typed comes back the same way whatever the reason."""
+    return await _code_page(request, value=typed, alert=CODE_REFUSED, status=400,
+                            code_invalid=True)
 
 
 async def _signin_page(
@@ -292,8 +294,6 @@ def _consent_page(
         "user": user,
         "alert": alert,
         "user_agent": pending.origin.user_agent[:_MAX_USER_AGENT],
-        "requested_at": _utc(pending.created_at),
-        "requested_iso": _iso(pending.created_at),
         "requested_ago": _ago(max(0.0, now - pending.created_at)),
         "expires_in": _within(max(0.0, pending.expires_at - now)),
         "action": page_url(request, "device_consent"),
@@ -329,7 +329,7 @@ async def code_submit(request: Request) -> Response:
     if not csrf.is_valid(request.session, form.get(csrf.FIELD)):
         return await _code_page(request, value=raw, alert=FORM_EXPIRED, status=403)
     if not raw.strip():
-        return await _code_page(request, alert=CODE_MISSING, status=400)
+        return await _code_page(request, alert=CODE_MISSING, status=400, code_invalid=True)
     service = _service(request)
     signed = await _signed_in(request, service)
     attempt = CodeAttempt(
@@ -346,7 +346,7 @@ async def code_submit(request: Request) -> Response:
         )
     if isinstance(entry, CodeRefused):
         request.session.pop(USER_CODE, None)
-        return await _code_refused(request)
+        return await _code_refused(request, raw)
     request.session[USER_CODE] = entry.user_code
     request.session.pop(RESULT, None)
     request.session.pop(RETURN_TO, None)  # the code is what this browser is here for now
@@ -471,7 +471,8 @@ async def consent_submit(request: Request) -> Response:
         return await _code_refused(request)
     metrics = request.app.state.metrics
     (metrics.approvals if decision is Decision.APPROVE else metrics.denials).inc()
-    request.session[RESULT] = {"decision": decision.value, "client_name": pending.client_name}
+    request.session[RESULT] = {"decision": decision.value, "client_name": pending.client_name,
+                               "decided_at": _service(request).now()}
     return redirect(page_url(request, "device_done"))
 
 
@@ -481,9 +482,11 @@ async def done(request: Request) -> Response:
     if not isinstance(result, dict) or result.get("decision") not in _DECISIONS:
         return redirect(page_url(request, "device"))
     client_name = result.get("client_name")
+    decided_at = result.get("decided_at")
     return render(request, "result.html", {
         "approved": result["decision"] == Decision.APPROVE.value,
         "client_name": client_name if isinstance(client_name, str) else "",
+        "decided_at": decided_at if isinstance(decided_at, int | float) else None,
         "start": page_url(request, "device"),
     })
 
