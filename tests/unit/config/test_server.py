@@ -109,3 +109,55 @@ def test_refresh_rotation_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (strict.refresh_token_reuse_grace, strict.refresh_token_absolute_lifetime) == (0, 86400)
     with pytest.raises(ValidationError):
         ServerSettings(refresh_token_reuse_grace=-1)
+
+
+# --- the pages: site name, brand colour, display time zone (issue 12) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("#1A7F37", "#1a7f37"), ("#1a7", "#11aa77"), ("#000", "#000000"), ("", None)],
+    ids=["six-digits-upper", "three-digits", "black", "empty-is-unset"],
+)
+def test_brand_colour_is_a_hex_colour_kept_as_six_digits(given: str, kept: str | None) -> None:
+    assert ServerSettings(brand_color=given).brand_color == kept
+
+
+@pytest.mark.parametrize(
+    "given", ["red", "1a7f37", "#1a7f3", "#1a7f37ff", "#ggg", "rgb(0,0,0)", "#1a7f37;x:y"],
+    ids=["named", "no-hash", "five-digits", "alpha", "not-hex", "function", "css-injection"],
+)
+def test_brand_colour_refused_unless_hex(given: str) -> None:
+    with pytest.raises(ValidationError, match="brand_color must be a hex colour"):
+        ServerSettings(brand_color=given)
+
+
+def test_brand_colour_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVICEFLOW_BRAND_COLOR", "#0B5FFF")
+    monkeypatch.setenv("DEVICEFLOW_SITE_NAME", "  Example Corp sign-in ")
+    settings = ServerSettings()
+    assert (settings.brand_color, settings.site_name) == ("#0b5fff", "Example Corp sign-in")
+
+
+@pytest.mark.parametrize("name", ["   ", "two\nlines", "bell\x07", "x" * 81],
+                         ids=["blank", "newline", "control", "too-long"])
+def test_site_name_refused_unless_one_printable_line(name: str) -> None:
+    with pytest.raises(ValidationError, match="site_name"):
+        ServerSettings(site_name=name)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"])
+def test_display_time_zone_accepts_iana_names(zone: str) -> None:
+    assert ServerSettings(display_time_zone=zone).display_time_zone == zone
+
+
+def test_display_time_zone_defaults_to_utc() -> None:
+    assert ServerSettings().display_time_zone == "UTC"
+
+
+@pytest.mark.parametrize("zone",
+                         ["CEST+2", "Europe/Nowhere", "", "../../etc/passwd", "/etc/localtime"],
+                         ids=["abbreviation", "unknown", "empty", "relative-path", "absolute-path"])
+def test_display_time_zone_refused_unless_known(zone: str) -> None:
+    with pytest.raises(ValidationError, match="is not an IANA time zone name"):
+        ServerSettings(display_time_zone=zone)

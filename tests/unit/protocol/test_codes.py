@@ -228,3 +228,15 @@ def test_client_secret_compare_is_constant_time(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(codes.hmac, "compare_digest", spy)
     assert verify_client_secret("s3cret", hash_client_secret("s3cret"))
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [("wdjb mjht", "WDJB-MJHT"), (" WDJBMJHT ", "WDJB-MJHT"), ("wdjb-mjht", "WDJB-MJHT"),
+     ("wdjb-mjh", "wdjb-mjh"), (" hello! ", "hello!"), ("", "")],
+    ids=["spaced", "no-dash", "dashed", "too-short-as-typed", "not-a-code-as-typed", "empty"],
+)
+def test_display_user_code_shows_what_was_typed_in_display_form(typed: str, shown: str) -> None:
+    """The code page keeps what a person typed when it refuses it (issue 12): in display form
+    when it has the shape of a code, else as typed so the mistake can be seen."""
+    assert codes.display_user_code(typed) == shown

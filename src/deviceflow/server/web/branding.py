@@ -22,6 +22,7 @@ TEXT_CONTRAST_MIN = 4.5
 colour."""
 
 _TEXT_CANDIDATES = ("#000000", "#ffffff")
+_UTC = ZoneInfo("UTC")
 
 
 def contrast(foreground: str, background: str) -> float:
@@ -43,7 +44,7 @@ def text_colour_on(background: str) -> str:
 class Branding:
     site_name: str = DEFAULT_SITE_NAME
     brand_color: str | None = None
-    time_zone: ZoneInfo = ZoneInfo("UTC")
+    time_zone: ZoneInfo = _UTC
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> Branding:

@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ....protocol.errors import InvalidRequestError
 from ....protocol.codes import display_user_code
+from ....protocol.errors import InvalidRequestError
 from ....protocol.models import User
 from ....protocol.params import FormParams
 from ....protocol.verification import Decision
