@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 import pytest
+from tests.support.limits import generous_limits
 
 from deviceflow.protocol.models import GRANT_SHORT_NAMES as GRANT_NAMES
 from deviceflow.server.embedded import free_port, serve_in_thread
@@ -19,19 +20,6 @@ from deviceflow.server.embedded import free_port, serve_in_thread
 T = TypeVar("T")
 
 os.environ.setdefault("DEVICEFLOW_TOKEN_STORE", "file")
-
-# Generous brute-force budgets: every test talks from 127.0.0.1 to one shared server. The
-# limits themselves are tested against their own apps with small budgets.
-LIVE_SERVER_LIMITS = {
-    "limit_code_per_session": "1000/minute",
-    "limit_code_per_ip": "10000/hour",
-    "limit_code_global": "100000/hour",
-    "limit_code_per_account": "10000/hour",
-    "limit_login_per_account": "1000/minute",
-    "limit_login_per_ip": "10000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
-}
 
 
 @pytest.fixture
@@ -103,7 +91,8 @@ def make_settings(tmp: Path, **overrides: Any) -> Any:
         "db": f"sqlite:///{tmp / 'deviceflow.sqlite3'}",
         "interval": 1,
         "log_format": "text",
-        **LIVE_SERVER_LIMITS,
+        # Every test talks from 127.0.0.1 to this one server: budgets no test meets by accident.
+        **generous_limits(),
     }
     values.update(overrides)
     return ServerSettings(**values)

@@ -47,6 +47,7 @@ from deviceflow.server.service import AdminService
 from deviceflow.storage.sql.engine import create_store, upgrade
 
 from .databases import fresh_postgres_database, require_postgres, sqlite_url
+from .limits import GENEROUS_LIMITS
 
 T = TypeVar("T")
 
@@ -60,17 +61,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 _CLAIM_KEY = "deviceflow-test:claim"
 _CLAIMABLE_DBS = range(15, 7, -1)
 
-# Budgets no test meets by accident: every request comes from 127.0.0.1.
-GENEROUS_LIMITS: Mapping[str, str] = {
-    "limit_code_per_session": "1000/minute",
-    "limit_code_per_ip": "10000/hour",
-    "limit_code_global": "100000/hour",
-    "limit_code_per_account": "10000/hour",
-    "limit_login_per_account": "1000/minute",
-    "limit_login_per_ip": "10000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
-}
 
 
 # --- deviceflow serve as a subprocess ------------------------------------------------------------

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.limits import generous_limits
 from tests.support.servers import (
-    GENEROUS_LIMITS,
     add_client,
     authorize_device,
     migrated_database,
@@ -109,7 +109,7 @@ def test_expired_rows_are_purged_while_requests_flow(
             return ServerSettings(
                 host="127.0.0.1", port=port, issuer=f"http://127.0.0.1:{port}", db=db,
                 interval=1, log_format="text", purge_interval=0.2, expired_code_retention=0,
-                **GENEROUS_LIMITS,
+                **generous_limits(),
             )
 
         latencies: list[float] = []

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.limits import generous_limits
 from tests.support.servers import (
-    GENEROUS_LIMITS,
     PASSWORD,
     SCOPE,
     add_client,
@@ -64,7 +64,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         port = free_port()
         settings = ServerSettings(
             host="127.0.0.1", port=port, issuer=f"http://127.0.0.1:{port}", db=db_url,
-            interval=1, log_format="text", **GENEROUS_LIMITS,
+            interval=1, log_format="text", **generous_limits(),
         )
         with serve_in_thread(settings) as base_url:
             yield Server(kind, base_url, db_url, users)

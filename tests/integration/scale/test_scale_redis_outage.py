@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.limits import generous_limits
 from tests.support.servers import (
-    GENEROUS_LIMITS,
     PASSWORD,
     OwnRedis,
     add_client,
@@ -116,7 +116,7 @@ def test_redis_outage_fails_safe_and_recovers(
         settings = ServerSettings(
             host="127.0.0.1", port=port, issuer=f"http://127.0.0.1:{port}", db=db,
             redis=redis_server.url, interval=1, log_format="text",
-            **{**GENEROUS_LIMITS, "limit_code_per_session": f"{SESSION_BUDGET}/hour"},
+            **generous_limits(limit_code_per_session=f"{SESSION_BUDGET}/hour"),
         )
         with serve_in_thread(settings) as base, httpx.Client(base_url=base, timeout=30) as raw:
             http = Timed(raw)
@@ -192,7 +192,7 @@ def test_redis_partition_does_not_stall_polling(
         port = free_port()
         settings = ServerSettings(
             host="127.0.0.1", port=port, issuer=f"http://127.0.0.1:{port}", db=db,
-            redis=redis_server.url, interval=1, log_format="text", **GENEROUS_LIMITS,
+            redis=redis_server.url, interval=1, log_format="text", **generous_limits(),
         )
         with serve_in_thread(settings) as base, httpx.Client(base_url=base, timeout=60) as http:
             codes = [authorize_device(http, "tv")["device_code"] for _ in range(pollers)]

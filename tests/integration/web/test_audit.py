@@ -22,6 +22,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from tests.support.databases import sqlite_url
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
@@ -42,16 +43,6 @@ PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "tr0ub4dor&3-not-it"
 DEVICE_IP, DEVICE_UA = "192.0.2.44", "tv-app/2.1 (WebOS)"
 BROWSER_IP, BROWSER_UA = "203.0.113.10", "Firefox/128 on a phone"
-GENEROUS = {
-    "limit_code_per_session": "1000/hour",
-    "limit_code_per_ip": "1000/hour",
-    "limit_code_global": "1000/hour",
-    "limit_code_per_account": "1000/hour",
-    "limit_login_per_account": "1000/hour",
-    "limit_login_per_ip": "1000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
-}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -130,7 +121,7 @@ async def _open(kind: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Ha
         store = create_store(sqlite_url(db_file))
     clock = Clock()
     settings = ServerSettings(**{"issuer": ISSUER, "redis": None, "log_format": "text",
-                                 **GENEROUS, **overrides})
+                                 **generous_limits(), **overrides})
     app = create_app(settings, store=store, clock=clock)
     try:
         async with app.router.lifespan_context(app):

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import ClientType
@@ -25,16 +26,6 @@ pytestmark = pytest.mark.anyio
 ISSUER = "http://127.0.0.1:8000"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 PASSWORD = "correct horse battery staple"
-GENEROUS = {
-    "limit_code_per_session": "1000/hour",
-    "limit_code_per_ip": "1000/hour",
-    "limit_code_global": "1000/hour",
-    "limit_code_per_account": "1000/hour",
-    "limit_login_per_account": "1000/hour",
-    "limit_login_per_ip": "1000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
-}
 BUDGET = 3
 WRONG_CODES = ("BCDF-GHJK", "LMNP-QRST", "VWXZ-BCDF", "GHJK-LMNP", "QRST-VWXZ")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -75,7 +66,7 @@ async def server(anyio_backend: str) -> AsyncIterator[ServerFactory]:
         store = MemoryStore()
         settings = ServerSettings(
             issuer=ISSUER, db="sqlite:///unused.sqlite3", log_format="text",
-            **{**GENEROUS, **limits},
+            **generous_limits(**limits),
         )
         app = create_app(settings, store=store)
         lifespan = app.router.lifespan_context(app)

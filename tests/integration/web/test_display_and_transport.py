@@ -10,12 +10,12 @@ import httpx
 import pytest
 from tests.integration.web.test_verification_pages import (  # noqa: F401 - harness: a fixture
     DEVICE_GRANT,
-    GENEROUS,
     Harness,
     enter_code,
     harness,
     sign_in,
 )
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.display import REPLACEMENT
@@ -63,8 +63,8 @@ async def test_a_stored_name_and_user_agent_with_bidi_controls_are_shown_neutral
 
 
 async def _responses(issuer: str, **settings: Any) -> list[httpx.Response]:
-    app = create_app(ServerSettings(issuer=issuer, redis=None, log_format="text", **GENEROUS,
-                                    **settings), store=MemoryStore())
+    app = create_app(ServerSettings(issuer=issuer, redis=None, log_format="text",
+                                    **generous_limits(), **settings), store=MemoryStore())
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=transport, base_url=issuer

@@ -27,6 +27,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol import errors as oauth_errors
@@ -54,16 +55,6 @@ ISSUER = "http://127.0.0.1:8000"
 START = 1_800_000_000.0
 FORM = "application/x-www-form-urlencoded"
 USER_CODE = re.compile(rf"^[{USER_CODE_ALPHABET}]{{4}}-[{USER_CODE_ALPHABET}]{{4}}$")
-GENEROUS = {
-    "limit_code_per_session": "1000/hour",
-    "limit_code_per_ip": "1000/hour",
-    "limit_code_global": "1000/hour",
-    "limit_code_per_account": "1000/hour",
-    "limit_login_per_account": "1000/hour",
-    "limit_login_per_ip": "1000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
-}
 ALL_SCOPES = ("openid", "profile", "offline_access")
 DESCRIPTIONS = {
     cls.error: cls.description
@@ -250,7 +241,7 @@ def serve(store: Store) -> Callable[..., contextlib.AbstractAsyncContextManager[
     async def start(
         *, raise_app_exceptions: bool = True, **overrides: Any
     ) -> AsyncIterator[Server]:
-        values: dict[str, Any] = {"issuer": ISSUER, "redis": None, **GENEROUS, **overrides}
+        values: dict[str, Any] = {"issuer": ISSUER, "redis": None, **generous_limits(), **overrides}
         clock = Clock()
         app = create_app(ServerSettings(**values), store=store, clock=clock)
         transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000),

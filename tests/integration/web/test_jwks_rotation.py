@@ -18,7 +18,6 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet
 from tests.integration.web.test_endpoints import (  # noqa: F401 - fixtures
-    GENEROUS,
     ISSUER,
     Clock,
     Server,
@@ -27,6 +26,7 @@ from tests.integration.web.test_endpoints import (  # noqa: F401 - fixtures
     sqlite_template,
     store,
 )
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import DEVICE_CODE_GRANT
@@ -54,7 +54,7 @@ Serve = Callable[..., contextlib.AbstractAsyncContextManager[Server]]
 def serve(store: Store, kek: SecretBox) -> Serve:  # noqa: F811 - the fixture imported above
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Server]:
-        values: dict[str, Any] = {"issuer": ISSUER, "redis": None, **GENEROUS, **overrides}
+        values: dict[str, Any] = {"issuer": ISSUER, "redis": None, **generous_limits(), **overrides}
         clock = Clock()
         app = create_app_with(values, store, kek, clock)
         transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))

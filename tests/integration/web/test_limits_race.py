@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from tests.support.limits import generous_limits
 from tests.support.servers import claimed_redis_db, require_redis
 from tests.support.stores import open_backend
 
@@ -37,16 +38,6 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 PASSWORD = "correct horse battery staple"
 LIMIT = 4
 N = 3 * LIMIT
-GENEROUS = {
-    "limit_code_per_session": "1000/hour",
-    "limit_code_per_ip": "1000/hour",
-    "limit_code_global": "1000/hour",
-    "limit_code_per_account": "1000/hour",
-    "limit_login_per_account": "1000/hour",
-    "limit_login_per_ip": "1000/hour",
-    "limit_device_authorization_per_ip": "1000/minute",
-    "limit_device_codes_per_client": 1000,
-}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -100,7 +91,7 @@ async def server(limits_storage: str | None, tmp_path: Path) -> AsyncIterator[Se
         async def start(**limits: object) -> Server:
             settings = ServerSettings(
                 issuer=ISSUER, db="sqlite:///unused.sqlite3", log_format="text",
-                redis=limits_storage, **{**GENEROUS, **limits},  # type: ignore[arg-type]
+                redis=limits_storage, **generous_limits(**limits),  # type: ignore[arg-type]
             )
             app = create_app(settings, store=backend.store)
             lifespan = app.router.lifespan_context(app)

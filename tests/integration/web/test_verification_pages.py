@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from tests.support.limits import generous_limits
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.codes import display_user_code
@@ -33,16 +34,6 @@ PAGE_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-}
-GENEROUS = {
-    "limit_code_per_session": "1000/hour",
-    "limit_code_per_ip": "1000/hour",
-    "limit_code_global": "1000/hour",
-    "limit_code_per_account": "1000/hour",
-    "limit_login_per_account": "1000/hour",
-    "limit_login_per_ip": "1000/hour",
-    "limit_device_authorization_per_ip": "100000/minute",
-    "limit_device_codes_per_client": "1000000",
 }
 SESSION_LIFETIME = 300
 PASSWORD = "correct horse battery staple"
@@ -124,7 +115,7 @@ async def harness(anyio_backend: str) -> AsyncIterator[Harness]:
     clock = Clock()
     settings = ServerSettings(
         issuer=ISSUER, db="sqlite:///unused.sqlite3", log_format="text",
-        session_lifetime=SESSION_LIFETIME, **GENEROUS,
+        session_lifetime=SESSION_LIFETIME, **generous_limits(),
     )
     app = create_app(settings, store=store, clock=clock)
     async with app.router.lifespan_context(app):
@@ -364,9 +355,9 @@ async def strict(anyio_backend: str) -> AsyncIterator[Harness]:
     clock = Clock()
     settings = ServerSettings(
         issuer=ISSUER, db="sqlite:///unused.sqlite3", log_format="text",
-        **{**GENEROUS, "limit_code_per_session": "1/hour", "limit_code_per_ip": "1/hour",
-           "limit_code_global": "1/hour", "limit_login_per_account": "1/hour",
-           "limit_login_per_ip": "1/hour"},
+        **generous_limits(limit_code_per_session="1/hour", limit_code_per_ip="1/hour",
+                          limit_code_global="1/hour", limit_login_per_account="1/hour",
+                          limit_login_per_ip="1/hour"),
     )
     app = create_app(settings, store=store, clock=clock)
     async with app.router.lifespan_context(app):
