@@ -343,6 +343,9 @@ async def test_empty_code_asks_for_one_without_counting(harness: Harness) -> Non
         response = await enter_code(browser, "   ")
     assert response.status_code == 400
     assert "Enter the code shown on your device." in response.text
+    # The message is tied to the input, as a refused code's is (issue 12).
+    assert 'id="user_code_error"' in response.text
+    assert 'aria-describedby="user_code_error user_code_hint" aria-invalid="true"' in response.text
 
 
 # --- CSRF: a bad token consumes nothing and counts nothing -----------------------------------
@@ -381,6 +384,7 @@ async def test_bad_csrf_token_on_code_entry_spends_nothing(
             assert refused.status_code == 403
             assert 'role="alert"' in refused.text
             assert f'value="{code}"' in refused.text  # the input is still there, as typed
+            assert "aria-invalid" not in refused.text  # the form expired, not the code
         # Nothing was counted: the one wrong code allowed is still available …
         assert_refused(await enter_code(browser, "BCDF-GHJK"))
     async with strict.browser("198.51.100.1") as other:

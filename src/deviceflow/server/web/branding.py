@@ -9,6 +9,7 @@ the brand colour reaches them as a small stylesheet of its own (``brand_css``), 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -40,8 +41,10 @@ def text_colour_on(background: str) -> str:
     return best
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Branding:
+    """No ``slots``: the stylesheet is worked out once, on first use (``cached_property``)."""
+
     site_name: str = DEFAULT_SITE_NAME
     brand_color: str | None = None
     time_zone: ZoneInfo = _UTC
@@ -54,7 +57,7 @@ class Branding:
             time_zone=ZoneInfo(settings.display_time_zone),
         )
 
-    @property
+    @functools.cached_property
     def brand_css(self) -> str | None:
         """The header in the brand colour with its computed text colour, or None (plain)."""
         if self.brand_color is None:
@@ -69,7 +72,7 @@ class Branding:
             "}\n"
         )
 
-    @property
+    @functools.cached_property
     def brand_css_version(self) -> str:
         """Changes with the stylesheet, so a cached copy of an old colour is never used."""
         return hashlib.sha256((self.brand_css or "").encode()).hexdigest()[:12]
