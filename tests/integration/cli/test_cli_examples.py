@@ -52,6 +52,7 @@ def run_script(path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal: the sign-in lines stay on stderr
     )
 
 
