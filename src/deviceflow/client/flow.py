@@ -189,7 +189,11 @@ def device_flow(
     fields.extend(extra_params)
     request = _post(metadata.device_authorization_endpoint, fields, auth)
     response = yield from send_with_retry(request, clock=clock)
-    data = success_object(response, metadata.device_authorization_endpoint, aliases)
+    try:
+        data = success_object(response, metadata.device_authorization_endpoint, aliases)
+    except InvalidScopeError as exc:
+        # RFC 8628 §3.2 / RFC 6749 §5.2 invalid_scope: say which scopes were asked for.
+        raise exc.for_scopes(scopes) from None
     code = parse_device_code(data, received_at=clock.monotonic())
     yield ShowCode(code)
 
@@ -269,6 +273,8 @@ def device_flow(
             wait, reason = interval * margin, SleepReason.SLOW_DOWN
             detail = f"The server asked to poll more slowly; now every {interval:g} seconds."
             continue
+        if isinstance(error, InvalidScopeError):
+            raise error.for_scopes(scopes)
         raise error
 
 
