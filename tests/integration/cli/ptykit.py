@@ -88,10 +88,18 @@ def terminal(rows: int = 60, columns: int = 120) -> Iterator[Terminal]:
         reader.join(5)
 
 
-def _take_terminal() -> None:
-    # Runs in the child after setsid (start_new_session): fd 0 is the pty slave; make it the
-    # controlling terminal so /dev/tty opens it.
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def _taker(slave: int) -> Callable[[], None]:
+    path = os.ttyname(slave)
+
+    def take() -> None:
+        # Runs in the child after setsid (start_new_session): a session leader without a
+        # controlling terminal that opens a terminal (without O_NOCTTY) acquires it, so /dev/tty
+        # is this pty whatever fds 0-2 are.
+        fd = os.open(path, os.O_RDWR)
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+        os.close(fd)
+
+    return take
 
 
 def spawn(
@@ -101,21 +109,22 @@ def spawn(
     *,
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
+    stdin: int | IO[Any] | None = None,
     pass_fds: tuple[int, ...] = (),
 ) -> subprocess.Popen[str]:
-    """``argv`` with the pty as its controlling terminal and stdin; ``stdout``/``stderr`` default
-    to pipes (pass ``term.slave`` to put them on the terminal)."""
+    """``argv`` with the pty as its controlling terminal and (by default) stdin; ``stdout`` and
+    ``stderr`` default to pipes (pass ``term.slave`` to put them on the terminal)."""
     return subprocess.Popen(
         argv,
         # COLUMNS/LINES inherited from the test runner would override the pty's size.
         env={**{k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")},
              "TERM": "xterm-256color"},
-        stdin=term.slave,
+        stdin=term.slave if stdin is None else stdin,
         stdout=stdout,
         stderr=stderr,
         text=True,
         start_new_session=True,
-        preexec_fn=_take_terminal,  # TIOCSCTTY after setsid
+        preexec_fn=_taker(term.slave),  # TIOCSCTTY after setsid
         pass_fds=pass_fds,
     )
 

@@ -235,22 +235,49 @@ def test_a_terminal_never_gets_the_token_unless_asked(cli: Cli, server: FakeOAut
     assert code == 0
 
 
-def test_helpers_withhold_the_token_from_a_terminal(cli: Cli, server: FakeOAuthServer) -> None:
+@pytest.mark.parametrize(
+    ("argv", "stdin"),
+    [
+        (["kube-credential", "--profile", "p"], ""),
+        (["docker-credential", "get"], "registry.example.com\n"),
+        (["git-credential", "--profile", "p", "get"], "protocol=https\nhost=git.example.com\n\n"),
+    ],
+    ids=["kube", "docker", "git"],
+)
+def test_helpers_withhold_the_token_from_a_terminal(
+    cli: Cli, server: FakeOAuthServer, argv: list[str], stdin: str
+) -> None:
     approve_next(server)
     assert cli.run("get-token", "p").returncode == 0
-    with terminal() as term:
-        proc = spawn(
-            [*deviceflow_argv(), "kube-credential", "--profile", "p"],
-            cli.env(),
-            term,
-            stdout=term.slave,
-        )
-        code, _out, err = wait_and_read(proc)
-        assert code == 0
-        assert WITHHELD in err
-        seen = term.text()
-    assert_no_token(server, seen)
-    assert "ExecCredential" not in seen
+    mapped = cli.run("update-profile", "--name", "p", "--docker-registry", "registry.example.com")
+    assert mapped.returncode == 0, mapped.stderr
+    [token] = server.access_tokens
+    # What each helper answers through a pipe (its protocol) carries the token …
+    piped = cli.run(*argv, input=stdin)
+    assert piped.returncode == 0, piped.stderr
+    assert token in piped.stdout
+    # … and nothing of it reaches a terminal, unless --show-token.
+    for show in (False, True):
+        with terminal() as term:
+            proc = spawn(
+                [*deviceflow_argv(), *argv, *(["--show-token"] if show else [])],
+                cli.env(),
+                term,
+                stdin=subprocess.PIPE,
+                stdout=term.slave,
+            )
+            code, _out, err = wait_and_read_input(proc, stdin)
+            assert code == 0, err
+            if show:
+                term.wait_for(re.escape(token))
+            else:
+                assert WITHHELD in err
+                assert token not in term.text()
+
+
+def wait_and_read_input(proc: subprocess.Popen[str], stdin: str) -> tuple[int, str, str]:
+    out, err = proc.communicate(stdin, timeout=60)
+    return proc.returncode, out or "", err or ""
 
 
 def test_small_terminal_names_the_complete_uri_instead_of_the_qr_code(
