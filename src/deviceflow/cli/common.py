@@ -13,6 +13,7 @@ from deviceflow.client.cache import StoreKind, TokenCache
 from deviceflow.client.profiles import Profile, ProfilesFile, ProfileStore
 
 __all__ = [
+    "WITHHELD",
     "F",
     "env_of",
     "output_option",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import click
 
 from deviceflow.cli.common import (
+    WITHHELD,
     env_of,
     pick_profile,
     profile_argument,
@@ -48,6 +49,9 @@ class GetTokenOptions:
     prompt: bool = True  # False: never ask on stdin (kubectl and docker own it)
     events: bool = False  # --output events: JSON lines on stderr instead of the box or lines
     events_fd: int | None = None  # --events-fd N: JSON lines on descriptor N as well
+    # get-token itself: say where the person sees the sign-in (a notice) when stdout is a
+    # terminal and the token will not be printed there (--show-token not given).
+    show_token: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,9 @@ def _run(env: Env, options: GetTokenOptions, view: SignIn) -> TokenResult:
                     ) from None
                 force = True
         record = client.options.cache.load(profile.cache_key) if client.options.cache else None
-    view.succeeded(profile.name)
+    if options.show_token is not None and token_withheld(env, options.show_token, say=False):
+        view.notice(WITHHELD)
+    view.succeeded(profile.name)  # last: the events' final line is succeeded or failed
     return TokenResult(
         profile=profile.name,
         access_token=token.access_token,
@@ -143,8 +149,8 @@ def _offer_fresh_sign_in(env: Env) -> bool:
 
 
 def render(env: Env, result: TokenResult, output: str, *, show_token: bool = False) -> None:
-    if token_withheld(env, show_token, say=not env.failure_reported and output != "events"):
-        return
+    if token_withheld(env, show_token, say=False):
+        return  # run() said so, where the person sees the sign-in
     if output in ("json", "events"):
         env.out(
             token_json(
@@ -251,6 +257,7 @@ def command(
         timeout=timeout,
         events=output == "events",
         events_fd=events_fd,
+        show_token=show_token,
     )
     result = run(env, options)
     render(env, result, output, show_token=show_token)
