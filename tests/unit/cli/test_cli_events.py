@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.cli.clienv import invoke
 from tests.unit.client.flowkit import FakeClock, Script, js
 
 from deviceflow.cli.events import EventsView
@@ -157,3 +159,20 @@ def test_invalid_scope_sentence(
     description: str | None, scopes: tuple[str, ...], said: str
 ) -> None:
     assert str(InvalidScopeError("invalid_scope", description).for_scopes(scopes)) == said
+
+
+@pytest.mark.parametrize("fd", ["0", "1"])
+def test_events_fd_may_not_be_stdin_or_stdout(tmp_path: Path, fd: str) -> None:
+    result = invoke(tmp_path, "get-token", "--events-fd", fd)
+    assert result.code == 2
+    assert "--events-fd cannot be 0 or 1" in result.err
+    assert result.out == ""
+
+
+def test_events_view_of_a_run_without_sign_in_is_only_succeeded() -> None:
+    stream = io.StringIO()
+    view = EventsView(stream)
+    view.succeeded("myapp")
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
+        {"event": "succeeded", "profile": "myapp", "signed_in": False}
+    ]
