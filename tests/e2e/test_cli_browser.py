@@ -62,7 +62,7 @@ def test_cli_login_denied_in_the_browser(
     code, out, err = login.finish()
     assert code == 4
     assert out == ""
-    assert err.strip().splitlines()[-1] == "The sign-in request was denied."
+    assert err.strip().splitlines()[-1] == "The sign-in was declined on the other device."
 
 
 def test_cli_code_expires_and_the_page_refuses_it(

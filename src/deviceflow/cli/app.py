@@ -161,7 +161,8 @@ def invoke(argv: Sequence[str], *, env: Env | None = None) -> int:
         _show(env, "\nCancelled.")
         return int(ExitCode.CANCELLED)
     except (CliError, DeviceFlowError) as exc:
-        _show(env, str(exc))
+        if not env.failure_reported:
+            _show(env, str(exc))
         return int(exit_code_for(exc))
     except SystemExit as exc:
         code = exc.code

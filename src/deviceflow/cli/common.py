@@ -7,12 +7,13 @@ from typing import TypeVar
 
 import click
 
-from deviceflow.cli.context import Env
+from deviceflow.cli.context import Env, isatty
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.client.cache import StoreKind, TokenCache
 from deviceflow.client.profiles import Profile, ProfilesFile, ProfileStore
 
 __all__ = [
+    "WITHHELD",
     "F",
     "env_of",
     "output_option",
@@ -21,11 +22,18 @@ __all__ = [
     "profile_option",
     "profile_store",
     "resolve_profile",
+    "show_token_option",
     "split_scopes",
     "token_cache",
+    "token_withheld",
 ]
 
 F = TypeVar("F", bound=Callable[..., object])
+
+WITHHELD = (
+    "The token is not printed on a terminal; pass --show-token to print it, or send stdout to a "
+    "pipe or a file (TOKEN=$(deviceflow get-token))."
+)
 
 
 def env_of(ctx: click.Context) -> Env:
@@ -107,15 +115,32 @@ def resolve_profile(env: Env, name: str | None) -> tuple[ProfilesFile, Profile]:
     return profiles, profiles.get(chosen)
 
 
-def token_cache(env: Env, *, notify: bool = True) -> TokenCache:
-    return TokenCache(
-        env.settings.data_dir,
-        StoreKind(env.settings.token_store),
-        notify=env.say if notify else None,
-    )
+def token_cache(env: Env, *, notify: bool | Callable[[str], None] = True) -> TokenCache:
+    """The token cache; its one-time notices go to stderr, to ``notify``, or (False) nowhere."""
+    sink = notify if callable(notify) else (env.say if notify else None)
+    return TokenCache(env.settings.data_dir, StoreKind(env.settings.token_store), notify=sink)
 
 
 def confirm(env: Env, question: str, *, default: bool = False) -> bool:
     if not env.can_prompt:
         return False
     return click.confirm(question, default=default, err=True)
+
+
+def token_withheld(env: Env, show_token: bool, *, say: bool = True) -> bool:
+    """True when stdout is a terminal and --show-token was not given: then no command prints a
+    token (scrollback, screen shares), and (``say``) one line on stderr tells how to get it."""
+    if show_token or not isatty(env.stdout):
+        return False
+    if say:
+        env.say(WITHHELD)
+    return True
+
+
+def show_token_option(func: F) -> F:
+    decorated: F = click.option(
+        "--show-token",
+        is_flag=True,
+        help="Print the token even when stdout is a terminal.",
+    )(func)
+    return decorated

@@ -36,11 +36,19 @@ class Env:
     environ: Mapping[str, str]
     hostname: str = field(default_factory=_hostname)
     debug: bool = False
+    # May the sign-in be shown on the controlling terminal (/dev/tty) when stderr is not one?
+    # The real process: yes; environments built by tests and helpers: only when they say so.
+    use_tty: bool = False
+    # The failure was already told on stderr as a ``failed`` event (JSON lines there): main
+    # must not add a plain sentence after it.
+    failure_reported: bool = False
     _settings: ClientSettings | None = field(default=None, repr=False)
 
     @classmethod
     def current(cls) -> Env:
-        return cls(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, environ=os.environ)
+        return cls(
+            stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, environ=os.environ, use_tty=True
+        )
 
     @property
     def settings(self) -> ClientSettings:

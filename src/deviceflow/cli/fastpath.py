@@ -5,9 +5,10 @@ starting Python. This module imports only ``os``, ``sys``, ``time`` and the C ``
 ``json`` package would pull in ``re`` and ``enum``, a third of the budget): it reads the
 profile index (``.profiles-index.json``, written by ``ProfileStore`` and stamped with the TOML
 file's identity) and the profile's token file, and prints a token that is valid for more than a
-minute. Anything unusual (another option, a stale index, the keyring store, an expired or missing
-token, any error) returns ``None`` and the full CLI takes over, which gives the same answer or the
-proper message. It never writes anything.
+minute, unless stdout is a terminal (shown there only with ``--show-token``; the full CLI says so
+otherwise). Anything unusual (another option, a stale index, the keyring store, an expired or
+missing token, any error) returns ``None`` and the full CLI takes over, which gives the same
+answer or the proper message. It never writes anything.
 
 The directory rules repeat platformdirs' XDG rules for Linux and the BSDs (a unit test pins them
 to platformdirs); other platforms always take the full path.
@@ -131,8 +132,9 @@ def xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> str:
     return os.path.join(base, "deviceflow")
 
 
-def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
-    """(profile, scopes, output) for the options the fast path understands, else None."""
+def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str, bool] | None:
+    """(profile, scopes, output, show_token) for the options the fast path understands."""
+    show_token = False
     profile: str | None = None
     scopes: list[str] = []
     output = "text"
@@ -141,7 +143,8 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--no-qr":
+        if arg in ("--no-qr", "--show-token"):
+            show_token = show_token or arg == "--show-token"
             i += 1
             continue
         if arg.startswith("--") and "=" in arg:
@@ -182,7 +185,7 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str] | None:
         if profile is not None and profile != positional:
             return None  # the full CLI says this is a usage error
         profile = positional
-    return profile, scopes, output
+    return profile, scopes, output, show_token
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -209,7 +212,9 @@ def _try(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
     parsed = _parse(argv[1:])
     if parsed is None:
         return None
-    profile, scopes, output = parsed
+    profile, scopes, output, show_token = parsed
+    if not show_token and os.isatty(1):
+        return None  # a terminal: the full CLI withholds the token and says how to get it
     store = env.get("DEVICEFLOW_TOKEN_STORE", "").strip().lower() or "auto"
     if store not in ("auto", "file"):
         return None

@@ -6,17 +6,24 @@
   rich and segno are imported only here, only when a code is shown.
 - ``PlainView`` (CI logs, ``docker logs``, pipes): the same facts as plain lines, no animation and
   no control codes.
+- ``open_sign_in`` picks the views for a run: the box on stderr when it is a terminal; when it is
+  not, the box on the controlling terminal (/dev/tty) and the JSON events (events.py) on stderr;
+  with no terminal at all, the plain lines on stderr. ``--output events``/``--events-fd`` add the
+  events on stderr or a descriptor.
 
 Server text reaching the screen has already had control characters stripped (tokens.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from deviceflow.cli.context import Env
+from deviceflow.cli.context import Env, isatty
+from deviceflow.cli.events import EventsView, open_events_fd
+from deviceflow.cli.terminal import controlling_terminal, terminal_size
 from deviceflow.client.flow import Event, ShowCode, Sleep, SleepReason
 from deviceflow.client.tokens import DeviceCode
 
@@ -24,7 +31,16 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
 
-__all__ = ["PlainView", "RichView", "SignInView", "make_view", "qr_lines", "words_for"]
+__all__ = [
+    "PlainView",
+    "RichView",
+    "SignIn",
+    "SignInView",
+    "make_view",
+    "open_sign_in",
+    "qr_lines",
+    "words_for",
+]
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 TITLE = "Device Code Authentication"
@@ -35,9 +51,13 @@ class SignInView(Protocol):
 
     def on_event(self, event: Event) -> None: ...
 
+    def notice(self, text: str) -> None: ...
+
     def close(self) -> None: ...
 
     def succeeded(self, profile: str) -> None: ...
+
+    def failed(self, exit_code: int, reason: str) -> None: ...
 
 
 def words_for(seconds: float) -> str:
@@ -85,8 +105,9 @@ def qr_lines(data: str, *, border: int = 2) -> list[str]:
 class PlainView:
     """Plain lines for logs: no colours, no cursor movement, no animation."""
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, *, echo_failure: bool = False) -> None:
         self.env = env
+        self.echo_failure = echo_failure  # on /dev/tty: main's sentence goes to stderr only
         self.shown = False
 
     def on_event(self, event: Event) -> None:
@@ -100,6 +121,9 @@ class PlainView:
         ):
             self.env.say(retry_sentence(event))
 
+    def notice(self, text: str) -> None:
+        self.env.say(text)
+
     def close(self) -> None:
         return None
 
@@ -107,6 +131,10 @@ class PlainView:
         if self.shown:
             self.env.say("Authentication successful.")
             self.env.say(f"Token saved to profile '{profile}'.")
+
+    def failed(self, exit_code: int, reason: str) -> None:
+        if self.echo_failure:
+            self.env.say(reason)
 
 
 def plain_instructions(code: DeviceCode, hostname: str) -> Iterable[str]:
@@ -158,6 +186,7 @@ class _Box:
         self.qr = qr
         self.monotonic = monotonic
         self.note: str | None = None
+        self.qr_note: str | None = None  # the terminal was too small for the QR code
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich import box
@@ -183,6 +212,9 @@ class _Box:
             parts.append(Text(""))
             parts.append(Text(caption))
             parts.append(Text("\n".join(self.qr), style="black on white", no_wrap=True))
+        elif self.qr_note:
+            parts.append(Text(""))
+            parts.append(Text(self.qr_note, style="bold"))
         parts.append(Text(""))
         parts.append(
             Text(
@@ -214,10 +246,16 @@ class RichView:
     """The terminal box with QR code and countdown, on stderr."""
 
     def __init__(
-        self, env: Env, *, show_qr: bool, monotonic: Callable[[], float] = time.monotonic
+        self,
+        env: Env,
+        *,
+        show_qr: bool,
+        monotonic: Callable[[], float] = time.monotonic,
+        echo_failure: bool = False,
     ) -> None:
         self.env = env
         self.show_qr = show_qr
+        self.echo_failure = echo_failure
         self.monotonic = monotonic
         self.shown = False
         self._console: Console | None = None
@@ -228,7 +266,14 @@ class RichView:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(file=self.env.stderr, highlight=False)
+            # rich measures fds 0-2; on /dev/tty those may be pipes, so measure the stream itself.
+            size = terminal_size(self.env)
+            self._console = Console(
+                file=self.env.stderr,
+                highlight=False,
+                width=size[0] if size else None,
+                height=size[1] if size else None,
+            )
         return self._console
 
     def on_event(self, event: Event) -> None:
@@ -246,12 +291,15 @@ class RichView:
 
         console = self._get_console()
         qr = qr_lines(code.qr_target) if self.show_qr else None
+        qr_note = None
         if qr is not None:
             width, height = console.size
             # The box is ~12 lines plus the QR; a QR cut by a small terminal is unscannable.
             if len(qr) + 13 > height or len(qr[0]) + 4 > width:
                 qr = None
+                qr_note = small_terminal_sentence(code)
         self._box = _Box(code, self.env.hostname, qr, self.monotonic)
+        self._box.qr_note = qr_note
         self._live = Live(
             self._box,
             console=console,
@@ -262,10 +310,16 @@ class RichView:
         )
         self._live.start()
 
+    def notice(self, text: str) -> None:
+        self._get_console().print(text, markup=False)
+
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+            if self._box is not None and self._box.qr_note:
+                # The box is transient: keep the one line that said why there was no QR code.
+                self._get_console().print(self._box.qr_note, markup=False)
 
     def succeeded(self, profile: str) -> None:
         if self.shown:
@@ -273,8 +327,83 @@ class RichView:
             console.print("[bold green]✓[/] Authentication successful!")
             console.print(f"Token saved to profile '{profile}'", markup=False)
 
+    def failed(self, exit_code: int, reason: str) -> None:
+        if self.echo_failure:
+            self._get_console().print(reason, markup=False)
 
-def make_view(env: Env, *, show_qr: bool) -> SignInView:
+
+def small_terminal_sentence(code: DeviceCode) -> str:
+    target = code.verification_uri_complete or code.verification_uri
+    return f"This terminal is too small for the QR code; open {target} instead."
+
+
+def make_view(env: Env, *, show_qr: bool, echo_failure: bool = False) -> SignInView:
+    """The person's view on ``env.stderr``: the box on a terminal, plain lines otherwise."""
     if env.stderr_is_terminal:
-        return RichView(env, show_qr=show_qr)
-    return PlainView(env)
+        return RichView(env, show_qr=show_qr, echo_failure=echo_failure)
+    return PlainView(env, echo_failure=echo_failure)
+
+
+class SignIn:
+    """All the views of one run, fed the same events (see ``open_sign_in``)."""
+
+    def __init__(self, views: list[SignInView], *, events_on_stderr: bool) -> None:
+        self.views = views
+        # stderr carries JSON lines: nothing else may be written there (notices become events,
+        # and the final error is in the ``failed`` event).
+        self.events_on_stderr = events_on_stderr
+
+    @property
+    def shown(self) -> bool:
+        return any(view.shown for view in self.views)
+
+    def on_event(self, event: Event) -> None:
+        for view in self.views:
+            view.on_event(event)
+
+    def notice(self, text: str) -> None:
+        for view in self.views:
+            view.notice(text)
+
+    def close(self) -> None:
+        for view in self.views:
+            view.close()
+
+    def succeeded(self, profile: str) -> None:
+        for view in self.views:
+            view.succeeded(profile)
+
+    def failed(self, exit_code: int, reason: str) -> None:
+        for view in self.views:
+            view.failed(exit_code, reason)
+
+
+@contextlib.contextmanager
+def open_sign_in(
+    env: Env, *, show_qr: bool, events: bool = False, events_fd: int | None = None
+) -> Iterator[SignIn]:
+    """The views for a sign-in, by where the person and the programs are:
+
+    - stderr is a terminal: the box there (with ``events``: the JSON lines there instead);
+    - stderr is not, but the process has a controlling terminal (``env.use_tty``): the box on
+      /dev/tty, and the JSON lines on stderr for whoever reads it;
+    - no terminal at all: the plain lines on stderr (with ``events``: the JSON lines instead).
+
+    ``events_fd`` adds the JSON lines on that descriptor, whatever else happens.
+    """
+    with contextlib.ExitStack() as stack:
+        extra = stack.enter_context(open_events_fd(events_fd)) if events_fd is not None else None
+        views: list[SignInView] = []
+        tty: Env | None = None
+        if env.use_tty and not isatty(env.stderr):
+            tty = stack.enter_context(controlling_terminal(env))
+        events_on_stderr = events or tty is not None
+        if tty is not None:
+            views.append(make_view(tty, show_qr=show_qr, echo_failure=True))
+        elif not events_on_stderr:
+            views.append(make_view(env, show_qr=show_qr))
+        if events_on_stderr:
+            views.append(EventsView(env.stderr))
+        if extra is not None and not (events_on_stderr and events_fd == 2):
+            views.append(EventsView(extra))
+        yield SignIn(views, events_on_stderr=events_on_stderr)

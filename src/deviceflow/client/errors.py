@@ -171,6 +171,9 @@ class SlowDownError(OAuthError):
     sentence = "The server asked to poll more slowly"
 
 
+DENIED_SENTENCE = "The sign-in was declined on the other device."
+
+
 class AccessDeniedError(OAuthError):
     """RFC 8628 §3.5: the authorization request was denied."""
 
@@ -180,7 +183,7 @@ class AccessDeniedError(OAuthError):
     def __init__(self, error: str | None = None, description: str | None = None) -> None:
         super().__init__(error, description)
         # One plain sentence; the server's own words are kept in ``description``.
-        Exception.__init__(self, "The sign-in request was denied.")
+        Exception.__init__(self, DENIED_SENTENCE)
 
 
 class ExpiredTokenError(OAuthError):
@@ -223,6 +226,24 @@ class InvalidScopeError(OAuthError):
 
     error = "invalid_scope"
     sentence = "The server rejected the requested scopes"
+
+    def __init__(
+        self,
+        error: str | None = None,
+        description: str | None = None,
+        scopes: tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__(error, description)
+        self.scopes = scopes
+        if scopes is not None:
+            asked = " ".join(scopes) if scopes else "(none: the client's default scopes)"
+            text = f"The server rejected the requested scope(s): {asked} ({self.error}"
+            text += f": {description})." if description else ")."
+            Exception.__init__(self, text)
+
+    def for_scopes(self, scopes: tuple[str, ...]) -> InvalidScopeError:
+        """The same error, naming the scopes that were asked for."""
+        return InvalidScopeError(self.error, self.description, scopes)
 
 
 class UnsupportedGrantTypeError(OAuthError):

@@ -2,12 +2,8 @@
 
 Implements RFC 8628 §3.1-§3.5 (device authorization request, polling), RFC 6749 §6 (refresh),
 RFC 7009 §2 (revocation); discovery.py holds the discovery flow. Each flow is a generator that
-yields events and receives replies:
-
-- ``SendRequest`` → the driver sends it and replies with an ``HttpResponse`` or a
-  ``TransportFailure``;
-- ``Sleep`` → the driver waits that long and replies ``None``;
-- ``ShowCode`` → the driver shows the code to the person and replies ``None``.
+yields events and receives replies (messages.py); retry.py sends with retries and backoff,
+responses.py reads the server's answers.
 
 Time comes from an injected ``Clock``; the flows never touch the network, the clock or a terminal
 themselves (the design of encode/httpx's ``Auth.auth_flow``).
@@ -16,38 +12,47 @@ themselves (the design of encode/httpx's ``Auth.auth_flow``).
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol, TypeAlias, TypeVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from deviceflow.client.errors import (
     ExpiredTokenError,
     InvalidGrantError,
     InvalidScopeError,
-    NetworkError,
-    OAuthError,
     ServerResponseError,
     SignInRequiredError,
     TimedOutError,
     UnauthorizedClientError,
-    oauth_error_for,
+)
+from deviceflow.client.messages import (
+    Clock,
+    Event,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Reply,
+    SendRequest,
+    ShowCode,
+    Sleep,
+    SleepReason,
+    T,
+    TransportFailure,
 )
 from deviceflow.client.providers import Quirks
+from deviceflow.client.responses import describe, error_from, json_object, success_object
+from deviceflow.client.retry import MAX_BACKOFF, is_transient, retry_after, send, send_with_retry
 from deviceflow.client.tokens import (
-    DeviceCode,
     TokenSet,
     parse_device_code,
     parse_number,
     parse_token_response,
-    strip_control,
 )
 from deviceflow.client.urls import check_secure_url
 
 __all__ = [
     "DEVICE_CODE_GRANT_TYPE",
+    "MAX_BACKOFF",
     "ClientAuth",
     "Clock",
     "Event",
@@ -76,93 +81,6 @@ SLOW_DOWN_STEP = 5.0  # RFC 8628 §3.5: "the interval MUST be increased by 5 sec
 # ~10-30% fast and earn endless slow_down answers (cli/oauth device/device_flow.go, cli/cli#9370).
 INTERVAL_MARGIN = 1.1
 INTERVAL_MARGIN_AFTER_SLOW_DOWN = 1.2
-MAX_BACKOFF = 60.0
-_SECRET_FIELDS = frozenset(
-    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code"}
-)
-
-
-# --- what the drivers exchange with the flows ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    method: str
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    form: tuple[tuple[str, str], ...] | None = None
-
-    def redacted_form(self) -> str:
-        """The form for debug output: values of secret fields replaced by ``***``."""
-        if self.form is None:
-            return ""
-        return "&".join(
-            f"{k}={'***' if k in _SECRET_FIELDS else quote(v, safe=' :')}" for k, v in self.form
-        )
-
-    def __repr__(self) -> str:
-        return f"HttpRequest({self.method} {self.url} {self.redacted_form()})"
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    status: int
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = field(default=b"", repr=False)
-
-    def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class TransportFailure:
-    """The request did not get an HTTP response (refused, reset, DNS, timeout)."""
-
-    reason: str
-
-
-class SleepReason(StrEnum):
-    POLL = "poll"  # waiting the polling interval
-    SLOW_DOWN = "slow_down"  # the server asked to slow down; the interval grew
-    BACKOFF = "backoff"  # a transient error; retrying later
-    EXPIRY = "expiry"  # waiting out the last seconds before the code expires
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    request: HttpRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
-    reason: SleepReason = SleepReason.POLL
-    detail: str = ""
-    # BACKOFF: which retry this wait comes before (1-based), and how many there can be
-    # (0: no limit, e.g. polling keeps retrying until the code expires).
-    retry: int = 0
-    retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ShowCode:
-    device_code: DeviceCode
-
-
-Event: TypeAlias = SendRequest | Sleep | ShowCode
-Reply: TypeAlias = HttpResponse | TransportFailure | None
-T = TypeVar("T")
-Flow: TypeAlias = Generator[Event, Reply, T]
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def time(self) -> float: ...
 
 
 # --- server and client descriptions ----------------------------------------------------------
@@ -242,115 +160,6 @@ def _post(url: str, fields: list[tuple[str, str]], auth: ClientAuth | None) -> H
     return HttpRequest("POST", url, tuple(headers), tuple(form))
 
 
-def _send(request: HttpRequest) -> Generator[Event, Reply, HttpResponse | TransportFailure]:
-    reply = yield SendRequest(request)
-    if not isinstance(reply, HttpResponse | TransportFailure):
-        raise TypeError("a driver must answer SendRequest with HttpResponse or TransportFailure")
-    return reply
-
-
-def _is_transient(reply: HttpResponse | TransportFailure) -> bool:
-    return isinstance(reply, TransportFailure) or reply.status == 429 or reply.status >= 500
-
-
-def _retry_after(reply: HttpResponse | TransportFailure) -> float | None:
-    """RFC 9110 §10.2.3 ``Retry-After`` in delay-seconds (the HTTP-date form is not used by the
-    servers we talk to, and is ignored: the caller's own backoff applies)."""
-    if isinstance(reply, HttpResponse):
-        value = reply.header("Retry-After")
-        if value and value.strip().isdigit():
-            return float(value.strip())
-    return None
-
-
-def _describe(reply: HttpResponse | TransportFailure, url: str) -> str:
-    if isinstance(reply, TransportFailure):
-        return f"Could not connect to {url} ({reply.reason})."
-    return f"The server at {url} answered HTTP {reply.status}."
-
-
-def send_with_retry(
-    request: HttpRequest, *, attempts: int = 3, first_delay: float = 1.0
-) -> Generator[Event, Reply, HttpResponse]:
-    """Send, retrying transient failures (no response, 429, 5xx) with exponential backoff.
-
-    A ``Retry-After`` (RFC 9110 §10.2.3) replaces the backoff for that wait, capped at
-    ``MAX_BACKOFF``; each ``Sleep`` says which retry it precedes and how many there can be.
-    """
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        reply = yield from _send(request)
-        if not _is_transient(reply):
-            assert isinstance(reply, HttpResponse)
-            return reply
-        if attempt == attempts:
-            tries = f"; gave up after {attempts} tries" if attempts > 1 else ""
-            if isinstance(reply, TransportFailure):
-                raise NetworkError(_describe(reply, request.url).rstrip(".") + tries + ".")
-            error = _error_from(reply, {})
-            if error is not None:
-                raise error
-            raise ServerResponseError(_describe(reply, request.url).rstrip(".") + tries + ".")
-        asked = _retry_after(reply)
-        wait = delay if asked is None else asked
-        yield Sleep(
-            min(wait, MAX_BACKOFF),
-            SleepReason.BACKOFF,
-            _describe(reply, request.url),
-            retry=attempt,
-            retries=attempts - 1,
-        )
-        delay *= 2
-    raise AssertionError("unreachable")
-
-
-def json_object(response: HttpResponse) -> Mapping[str, object] | None:
-    """The body as an object: JSON, or form-encoded (GitHub without an Accept header)."""
-    content_type = (response.header("Content-Type") or "").split(";")[0].strip().lower()
-    if content_type == "application/x-www-form-urlencoded":
-        try:
-            return dict(parse_qsl(response.body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            return None
-    try:
-        value = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _error_from(response: HttpResponse, aliases: dict[str, str]) -> OAuthError | None:
-    """RFC 6749 §5.2 error object. Looked for at any status: GitHub sends its device flow errors
-    with HTTP 200 ("Authorizing OAuth apps", "Error codes for the device flow"), Google sends
-    authorization_pending as 428 and slow_down as 403 (Google's device flow docs)."""
-    data = json_object(response)
-    if data is None:
-        return None
-    error = data.get("error")
-    if not isinstance(error, str) or not error:
-        return None
-    description = data.get("error_description")
-    return oauth_error_for(
-        strip_control(error)[:100],
-        strip_control(description)[:300] if isinstance(description, str) else None,
-        aliases,
-    )
-
-
-def _success_object(
-    response: HttpResponse, url: str, aliases: dict[str, str]
-) -> Mapping[str, object]:
-    error = _error_from(response, aliases)
-    if error is not None:
-        raise error
-    if response.status != 200:
-        raise ServerResponseError(_describe(response, url))
-    data = json_object(response)
-    if data is None:
-        raise ServerResponseError(f"The server at {url} did not answer with a JSON object.")
-    return data
-
-
 # --- RFC 8628: device authorization and polling ----------------------------------------------
 
 
@@ -379,8 +188,12 @@ def device_flow(
         fields.append(("scope", " ".join(scopes)))
     fields.extend(extra_params)
     request = _post(metadata.device_authorization_endpoint, fields, auth)
-    response = yield from send_with_retry(request)
-    data = _success_object(response, metadata.device_authorization_endpoint, aliases)
+    response = yield from send_with_retry(request, clock=clock)
+    try:
+        data = success_object(response, metadata.device_authorization_endpoint, aliases)
+    except InvalidScopeError as exc:
+        # RFC 8628 §3.2 / RFC 6749 §5.2 invalid_scope: say which scopes were asked for.
+        raise exc.for_scopes(scopes) from None
     code = parse_device_code(data, received_at=clock.monotonic())
     yield ShowCode(code)
 
@@ -405,28 +218,34 @@ def device_flow(
             if local_deadline < deadline and timeout is not None:
                 raise TimedOutError(timeout)
             raise ExpiredTokenError()
-        yield Sleep(wait, reason, detail, retry=failures if reason is SleepReason.BACKOFF else 0)
-        reply = yield from _send(token_request)
-        if _is_transient(reply):
-            error = _error_from(reply, aliases) if isinstance(reply, HttpResponse) else None
+        yield Sleep(
+            wait,
+            reason,
+            detail,
+            retry=failures if reason is SleepReason.BACKOFF else 0,
+            interval=interval,
+        )
+        reply = yield from send(token_request)
+        if is_transient(reply):
+            error = error_from(reply, aliases) if isinstance(reply, HttpResponse) else None
             if error is None or error.error not in ("authorization_pending", "slow_down"):
                 # Transient trouble (network, 429, 5xx): back off, keep the code, try again.
                 failures += 1
-                asked = _retry_after(reply)
+                asked = retry_after(reply, clock)
                 if asked is None:
                     wait = min(interval * 2**failures, MAX_BACKOFF)
                 else:
                     # The server said when (RFC 9110 §10.2.3): that, not our exponential guess,
                     # but never sooner than the polling interval (RFC 8628 §3.5).
                     wait = max(asked, interval * margin)
-                reason, detail = SleepReason.BACKOFF, _describe(reply, metadata.token_endpoint)
+                reason, detail = SleepReason.BACKOFF, describe(reply, metadata.token_endpoint)
                 continue
         assert isinstance(reply, HttpResponse)
         failures = 0
-        error = _error_from(reply, aliases)
+        error = error_from(reply, aliases)
         if error is None:
             if reply.status != 200:
-                raise ServerResponseError(_describe(reply, metadata.token_endpoint))
+                raise ServerResponseError(describe(reply, metadata.token_endpoint))
             token_data = json_object(reply)
             if token_data is None:
                 raise ServerResponseError(
@@ -454,6 +273,8 @@ def device_flow(
             wait, reason = interval * margin, SleepReason.SLOW_DOWN
             detail = f"The server asked to poll more slowly; now every {interval:g} seconds."
             continue
+        if isinstance(error, InvalidScopeError):
+            raise error.for_scopes(scopes)
         raise error
 
 
@@ -475,8 +296,8 @@ def refresh(
     if scopes:
         fields.append(("scope", " ".join(scopes)))
     request = _post(metadata.token_endpoint, fields, auth)
-    response = yield from send_with_retry(request)
-    data = _success_object(response, metadata.token_endpoint, dict(quirks.error_aliases))
+    response = yield from send_with_retry(request, clock=clock)
+    data = success_object(response, metadata.token_endpoint, dict(quirks.error_aliases))
     token = parse_token_response(
         data,
         now=clock.time(),
@@ -505,12 +326,12 @@ def revoke(
     response = yield from send_with_retry(request, attempts=2, first_delay=0.5)
     if response.status == 200:
         return None
-    error = _error_from(response, {})
+    error = error_from(response, {})
     if error is not None and error.error == "invalid_token" and quirks.invalid_token_is_revoked:
         return None  # the provider's way of saying "already invalid": RFC 7009's 200
     if error is not None:
         raise error
-    raise ServerResponseError(_describe(response, endpoint))
+    raise ServerResponseError(describe(response, endpoint))
 
 
 def run_to_completion(flow: Flow[T], answer: Callable[[Event], Reply]) -> T:

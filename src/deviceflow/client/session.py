@@ -17,10 +17,10 @@ from deviceflow.client.flow import (
     ClientAuth,
     Flow,
     _post,
-    _success_object,
     revoke,
     send_with_retry,
 )
+from deviceflow.client.responses import success_object
 from deviceflow.client.tokens import parse_number
 
 __all__ = [
@@ -217,7 +217,7 @@ def introspect(
     """
     request = _post(endpoint, [("token", token), ("token_type_hint", token_type_hint)], auth)
     response = yield from send_with_retry(request, attempts=2, first_delay=0.5)
-    data = _success_object(response, endpoint, {})
+    data = success_object(response, endpoint, {})
     active = data.get("active")
     if not isinstance(active, bool):
         raise ServerResponseError(

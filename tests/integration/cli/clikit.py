@@ -55,6 +55,9 @@ class Cli:
             text=True,
             timeout=timeout,
             input=input if input is not None else "",
+            # No controlling terminal: the sign-in is shown on stderr, as in CI, even when the
+            # tests run from a terminal (else it would go to /dev/tty, see cli/terminal.py).
+            start_new_session=True,
         )
 
     def popen(self, *args: str, **extra: str) -> subprocess.Popen[str]:
@@ -65,6 +68,7 @@ class Cli:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
 
     def token_files(self) -> list[Path]:

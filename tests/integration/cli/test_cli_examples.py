@@ -52,6 +52,7 @@ def run_script(path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal: the sign-in lines stay on stderr
     )
 
 
@@ -157,7 +158,7 @@ def test_retry_example(tmp_path: Path, server: FakeOAuthServer) -> None:
     assert result.returncode == 0, result.stderr
     assert "Authentication attempt 2 of 3..." in result.stdout
     assert "✓ Authentication successful" in result.stdout
-    assert "The sign-in request was denied." in result.stderr
+    assert "The sign-in was declined on the other device." in result.stderr
 
 
 def test_docker_entrypoint(tmp_path: Path, server: FakeOAuthServer) -> None:

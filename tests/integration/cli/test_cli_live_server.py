@@ -124,7 +124,7 @@ def test_denied_sign_in_exits_4(live_server: Any, tmp_path: Path) -> None:
     code, out, err = login.finish()
     assert code == 4
     assert out == ""
-    assert err.strip().splitlines()[-1] == "The sign-in request was denied."
+    assert err.strip().splitlines()[-1] == "The sign-in was declined on the other device."
     assert cli.token_files() == []
 
 

@@ -158,7 +158,7 @@ def test_denied_is_one_plain_sentence() -> None:
     script = Script(FakeClock(), [js(200, CODE), js(400, {"error": "access_denied"})])
     with pytest.raises(AccessDeniedError) as caught:
         run(script)
-    assert str(caught.value) == "The sign-in request was denied."
+    assert str(caught.value) == "The sign-in was declined on the other device."
 
 
 def test_gives_up_locally_when_the_code_expires() -> None:

@@ -3,6 +3,7 @@ told, and how long the flows wait (sans-I/O, a fake clock: no real sleeping)."""
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from tests.unit.client.flowkit import FakeClock, Script, js
 from deviceflow.cli.signin import retry_sentence
 from deviceflow.client.errors import NetworkError, ServerResponseError
 from deviceflow.client.flow import (
+    MAX_BACKOFF,
     ClientAuth,
     HttpRequest,
     HttpResponse,
@@ -26,6 +28,7 @@ from deviceflow.client.flow import (
     run_to_completion,
     send_with_retry,
 )
+from deviceflow.client.retry import retry_after
 from deviceflow.client.sync import send
 from deviceflow.server.embedded import free_port
 
@@ -166,3 +169,68 @@ def test_busy_to_the_end_is_a_server_error_with_the_count() -> None:
     script = Script(FakeClock(), [busy, busy, busy])
     with pytest.raises(ServerResponseError, match=r"answered HTTP 503; gave up after 3 tries"):
         run_to_completion(refresh(META, AUTH, "rt", script.clock), script)
+
+
+# --- Retry-After as an HTTP-date (RFC 9110 §10.2.3), measured against the server's Date -----
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "Sun, 06 Nov 1994 08:49:40 GMT",  # IMF-fixdate
+        "Sunday, 06-Nov-94 08:49:40 GMT",  # obsolete RFC 850 form
+        "Sun Nov  6 08:49:40 1994",  # obsolete asctime form
+    ],
+)
+def test_retry_after_http_date_forms_are_measured_from_the_response_date(when: str) -> None:
+    busy = HttpResponse(
+        503, (("Date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("Retry-After", when)), b""
+    )
+    assert retry_after(busy) == 3.0
+
+
+def test_retry_after_http_date_without_date_header_uses_the_clock() -> None:
+    clock = FakeClock()
+    when = email.utils.formatdate(clock.time() + 4, usegmt=True)
+    busy = HttpResponse(429, (("Retry-After", when),), b"")
+    assert retry_after(busy, clock) == pytest.approx(4.0)
+    # No Date and no clock: unreadable, the caller's own backoff applies.
+    assert retry_after(busy) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sun, 06 Nov 1994 08:49:30 GMT", 0.0),  # in the past: now
+        ("Sun, 06 Nov 1994 09:49:37 GMT", MAX_BACKOFF),  # an hour: capped
+        ("3600", MAX_BACKOFF),
+        ("soon", None),
+        ("-5", None),
+    ],
+)
+def test_retry_after_is_capped_and_unreadable_values_are_ignored(
+    value: str, expected: float | None
+) -> None:
+    busy = HttpResponse(
+        503, (("Date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("Retry-After", value)), b""
+    )
+    assert retry_after(busy) == expected
+
+
+def test_retry_after_date_is_honoured_by_refresh_and_polling() -> None:
+    clock = FakeClock()
+    date = email.utils.formatdate(clock.time(), usegmt=True)
+    later = email.utils.formatdate(clock.time() + 2, usegmt=True)
+    busy = HttpResponse(503, (("Date", date), ("Retry-After", later)), b"")
+    script = Script(clock, [busy, js(200, TOKEN)])
+    run_to_completion(refresh(META, AUTH, "rt", script.clock), script)
+    assert [s.seconds for s in script.sleeps] == [2.0]
+
+    clock = FakeClock()
+    date = email.utils.formatdate(clock.time(), usegmt=True)
+    much_later = email.utils.formatdate(clock.time() + 8, usegmt=True)
+    busy = HttpResponse(429, (("Date", date), ("Retry-After", much_later)), b"")
+    script = Script(clock, [js(200, code(5)), busy, js(200, TOKEN)])
+    run_to_completion(device_flow(META, AUTH, ("openid",), script.clock), script)
+    # Longer than the 5.5 s interval: the server's 8 s, not the exponential 10 s.
+    assert [s.seconds for s in backoffs(script)] == [8.0]

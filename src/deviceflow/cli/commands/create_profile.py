@@ -51,7 +51,9 @@ def run(env: Env, options: CreateProfileOptions) -> Profile:
         kind = ProviderKind(options.provider)
     elif options.tenant_id:
         kind = ProviderKind.ENTRA  # --tenant-id alone means Entra (the seed's examples)
-    elif env.can_prompt:
+    elif env.can_prompt and not (options.issuer or options.client_id):
+        # Only the bare wizard asks: a script that names the issuer or the client (the Raspberry
+        # Pi example, run at a console) must not stop at a question it never expected.
         kind = ProviderKind(
             ask(env, "--provider", "Provider (" + "|".join(k.value for k in ProviderKind) + ")",
                 default=ProviderKind.LOCAL.value)

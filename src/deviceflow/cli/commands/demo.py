@@ -31,7 +31,9 @@ DEMO_SCOPES = ("openid", "profile", "offline_access")
 @click.option("--keep-serving", is_flag=True,
               help="After the login, keep the server running until Ctrl+C.")
 @click.option("--no-qr", is_flag=True, help="Don't draw the QR code.")
-def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
+@click.option("--show-token", is_flag=True,
+              help="Print the token even when stdout is a terminal (as get-token --show-token).")
+def command(port: int, output: str, keep_serving: bool, no_qr: bool, show_token: bool) -> None:
     """Run the embedded server and a device login against it."""
     import anyio
 
@@ -91,7 +93,8 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool) -> None:
                         *[arg for s in DEMO_SCOPES for arg in ("--scope", s)]])
             if code == 0:
                 code = run(["get-token", "--profile", "demo", "--output", output,
-                            *(["--no-qr"] if no_qr else [])])
+                            *(["--no-qr"] if no_qr else []),
+                            *(["--show-token"] if show_token else [])])
             if code == 0 and keep_serving:
                 profile_env = (f"DEVICEFLOW_CONFIG_DIR={workdir / 'config'} "
                                f"DEVICEFLOW_DATA_DIR={workdir / 'data'} "

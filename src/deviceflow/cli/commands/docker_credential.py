@@ -29,7 +29,13 @@ from dataclasses import dataclass, field, replace
 import click
 
 from deviceflow import __version__
-from deviceflow.cli.common import env_of, profile_store, token_cache
+from deviceflow.cli.common import (
+    env_of,
+    profile_store,
+    show_token_option,
+    token_cache,
+    token_withheld,
+)
 from deviceflow.cli.context import Env, isatty
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.client.profiles import Profile
@@ -147,13 +153,16 @@ Examples (docker runs it as docker-credential-deviceflow; see docs/cli.md, "dock
   docker-credential-deviceflow list""",
 )
 @click.argument("action", metavar="get|store|erase|list|version")
+@show_token_option
 @click.pass_context
-def command(ctx: click.Context, action: str) -> int:
+def command(ctx: click.Context, action: str, show_token: bool) -> int:
     """A docker credential helper: a profile's access token for the registries it maps."""
     env = env_of(ctx)
     try:
         if action == "get":
-            env.out(get(env).to_json())
+            credentials = get(env)
+            if not token_withheld(env, show_token):
+                env.out(credentials.to_json())
         elif action == "store":
             store(env)
         elif action == "erase":

@@ -3,6 +3,9 @@
 Options → run → typed result → renderer: ``run`` returns a ``TokenResult``; ``render`` prints the
 token (text) or its JSON on stdout, and nothing else goes to stdout. A cached token with more than
 a minute left is usually answered by cli/fastpath.py before this module is even imported.
+
+On a terminal the token is not printed unless ``--show-token`` says so (scrollback and screen
+shares keep what a terminal shows); a pipe, a file or ``$(…)`` gets it as always.
 """
 
 from __future__ import annotations
@@ -13,20 +16,22 @@ from dataclasses import dataclass, field
 import click
 
 from deviceflow.cli.common import (
+    WITHHELD,
     env_of,
-    output_option,
     pick_profile,
     profile_argument,
     profile_option,
     resolve_profile,
+    show_token_option,
     split_scopes,
     token_cache,
+    token_withheld,
 )
 from deviceflow.cli.context import Env
-from deviceflow.cli.exit_codes import CliError, ExitCode
+from deviceflow.cli.exit_codes import CliError, ExitCode, exit_code_for
 from deviceflow.cli.fastpath import token_json
-from deviceflow.cli.signin import make_view
-from deviceflow.client.errors import CacheCorruptError, CancelledByUserError
+from deviceflow.cli.signin import SignIn, open_sign_in
+from deviceflow.client.errors import CacheCorruptError, CancelledByUserError, DeviceFlowError
 
 __all__ = ["GetTokenOptions", "TokenResult", "command", "render", "run"]
 
@@ -42,6 +47,11 @@ class GetTokenOptions:
     timeout: float | None = None
     sign_in: bool = True  # False: cache or silent refresh only (SignInRequiredError otherwise)
     prompt: bool = True  # False: never ask on stdin (kubectl and docker own it)
+    events: bool = False  # --output events: JSON lines on stderr instead of the box or lines
+    events_fd: int | None = None  # --events-fd N: JSON lines on descriptor N as well
+    # get-token itself: say where the person sees the sign-in (a notice) when stdout is a
+    # terminal and the token will not be printed there (--show-token not given).
+    show_token: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +65,31 @@ class TokenResult:
 
 
 def run(env: Env, options: GetTokenOptions) -> TokenResult:
+    with open_sign_in(
+        env, show_qr=options.show_qr, events=options.events, events_fd=options.events_fd
+    ) as sign_in:
+        try:
+            return _run(env, options, sign_in)
+        except KeyboardInterrupt:
+            cancelled = CancelledByUserError()
+            _report(env, sign_in, cancelled)
+            raise cancelled from None
+        except (CliError, DeviceFlowError) as exc:
+            _report(env, sign_in, exc)
+            raise
+
+
+def _report(env: Env, sign_in: SignIn, exc: CliError | DeviceFlowError) -> None:
+    sign_in.failed(int(exit_code_for(exc)), str(exc))
+    if sign_in.events_on_stderr:
+        env.failure_reported = True
+
+
+def _run(env: Env, options: GetTokenOptions, view: SignIn) -> TokenResult:
     from deviceflow.client.sync import DeviceFlowClient
 
     _profiles, profile = resolve_profile(env, options.profile)
-    cache = token_cache(env)
+    cache = token_cache(env, notify=view.notice)
     secret = cache.load_secret(profile.name) if profile.has_client_secret else None
     if profile.has_client_secret and secret is None:
         raise CliError(
@@ -67,14 +98,13 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
             "--client-secret-stdin'.",
             ExitCode.CONFIG,
         )
-    view = make_view(env, show_qr=options.show_qr)
     force = options.force
     with DeviceFlowClient(
         profile,
         cache=cache,
         client_secret=secret,
         on_event=view.on_event,
-        on_notice=env.say,
+        on_notice=view.notice,
     ) as client:
         while True:
             try:
@@ -92,14 +122,16 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
             except KeyboardInterrupt:
                 raise CancelledByUserError() from None
             except CacheCorruptError as exc:
-                env.say(str(exc))
+                view.notice(str(exc))
                 if force or not options.prompt or not _offer_fresh_sign_in(env):
                     raise CliError(
                         "Not signing in while the token cache is unusable.", ExitCode.CACHE
                     ) from None
                 force = True
         record = client.options.cache.load(profile.cache_key) if client.options.cache else None
-    view.succeeded(profile.name)
+    if options.show_token is not None and token_withheld(env, options.show_token, say=False):
+        view.notice(WITHHELD)
+    view.succeeded(profile.name)  # last: the events' final line is succeeded or failed
     return TokenResult(
         profile=profile.name,
         access_token=token.access_token,
@@ -116,8 +148,10 @@ def _offer_fresh_sign_in(env: Env) -> bool:
     return click.confirm("Sign in again and replace it?", default=False, err=True)
 
 
-def render(env: Env, result: TokenResult, output: str) -> None:
-    if output == "json":
+def render(env: Env, result: TokenResult, output: str, *, show_token: bool = False) -> None:
+    if token_withheld(env, show_token, say=False):
+        return  # run() said so, where the person sees the sign-in
+    if output in ("json", "events"):
         env.out(
             token_json(
                 access_token=result.access_token,
@@ -141,9 +175,12 @@ Examples:
   deviceflow get-token myapp
   deviceflow get-token --scope https://graph.microsoft.com/User.Read
   TOKEN=$(deviceflow get-token --output json | jq -r .access_token)
+  deviceflow get-token --output events 2>events.jsonl   # the sign-in as JSON lines
 
 A cached token valid for more than a minute is printed at once; otherwise the refresh token is
-used silently; otherwise the device flow runs and the sign-in instructions appear on stderr.""",
+used silently; otherwise the device flow runs and the sign-in instructions appear on stderr (on
+the terminal, /dev/tty, when stderr is captured). On a terminal the token itself is printed only
+with --show-token.""",
 )
 @profile_argument
 @profile_option
@@ -162,7 +199,23 @@ used silently; otherwise the device flow runs and the sign-in instructions appea
     help="Scope to request; repeat for several (default: the profile's scopes).",
 )
 @click.option("--audience", metavar="AUDIENCE", help="API audience to request (Auth0).")
-@output_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json", "events"]),
+    default="text",
+    show_default=True,
+    help="text: the token; json: the token's JSON; events: the JSON on stdout and the sign-in "
+    "as JSON lines on stderr (docs/cli.md, Sign-in events).",
+)
+@click.option(
+    "--events-fd",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Also write the sign-in events as JSON lines on file descriptor N (e.g. 3 with "
+    "'3>events.jsonl').",
+)
+@show_token_option
 @click.option("--force", is_flag=True, help="Ignore cached and refresh tokens; sign in again.")
 @click.option("--no-qr", is_flag=True, help="Don't draw the QR code.")
 @click.option(
@@ -181,6 +234,8 @@ def command(
     scopes: tuple[str, ...],
     audience: str | None,
     output: str,
+    events_fd: int | None,
+    show_token: bool,
     force: bool,
     no_qr: bool,
     timeout: float | None,
@@ -189,7 +244,7 @@ def command(
 
     --output text prints the token alone; --output json prints access_token, token_type,
     expires_at (ISO 8601 UTC), expires_in, scope, id_token (when present) and profile. The
-    refresh token is never printed.
+    refresh token is never printed. On a terminal the token is withheld unless --show-token.
     """
     env = env_of(ctx)
     options = GetTokenOptions(
@@ -200,7 +255,10 @@ def command(
         force=force,
         show_qr=not no_qr,
         timeout=timeout,
+        events=output == "events",
+        events_fd=events_fd,
+        show_token=show_token,
     )
     result = run(env, options)
-    render(env, result, output)
+    render(env, result, output, show_token=show_token)
     return int(ExitCode.OK)

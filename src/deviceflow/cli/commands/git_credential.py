@@ -17,15 +17,19 @@ token, so the next ``get`` refreshes silently. Other actions are ignored, as the
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TextIO
 
 import click
 
-from deviceflow.cli.common import env_of, profile_option, resolve_profile, token_cache
+from deviceflow.cli.common import (
+    env_of,
+    profile_option,
+    resolve_profile,
+    show_token_option,
+    token_cache,
+    token_withheld,
+)
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.client.profiles import Profile
@@ -128,24 +132,9 @@ def answer_lines(request: CredentialRequest, token: TokenSet, username: str | No
     return lines
 
 
-@contextlib.contextmanager
-def _terminal_env(env: Env) -> Iterator[Env | None]:
-    """An Env drawing on the controlling terminal, or None without one (never git's pipes)."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:  # no controlling terminal (CI, an IDE, a daemon)
-        yield None
-        return
-    # Two text streams on one terminal: "r+" would ask for a seekable file.
-    with (
-        open(fd, "w", encoding="utf-8", closefd=True) as out,
-        open(os.dup(fd), encoding="utf-8", closefd=True) as inp,
-    ):
-        yield Env(stdin=inp, stdout=out, stderr=out, environ=env.environ, hostname=env.hostname)
-
-
 def _token(env: Env, profile: Profile) -> TokenSet | None:
     from deviceflow.cli.signin import make_view
+    from deviceflow.cli.terminal import controlling_terminal
     from deviceflow.client.core import TokenRequest
     from deviceflow.client.errors import CancelledByUserError
     from deviceflow.client.flow import Event, ShowCode
@@ -159,7 +148,7 @@ def _token(env: Env, profile: Profile) -> TokenSet | None:
             "store.",
             ExitCode.CONFIG,
         )
-    with _terminal_env(env) as tty_env:
+    with controlling_terminal(env) as tty_env:
         view = make_view(tty_env, show_qr=True) if tty_env is not None else None
 
         def on_event(event: Event) -> None:
@@ -227,9 +216,14 @@ helper for every host it talks to.""",
     "GitHub tokens want x-access-token).",
 )
 @click.argument("action", metavar="get|store|erase")
+@show_token_option
 @click.pass_context
 def command(
-    ctx: click.Context, profile_name: str | None, username: str | None, action: str
+    ctx: click.Context,
+    profile_name: str | None,
+    username: str | None,
+    action: str,
+    show_token: bool,
 ) -> int:
     """Git credential helper: answer git with this profile's access token."""
     env = env_of(ctx)
@@ -255,5 +249,6 @@ def command(
             f"'deviceflow get-token --profile {profile.name}' in a terminal."
         )
         return int(ExitCode.OK)
-    env.out("".join(line + "\n" for line in answer_lines(request, token, username)))
+    if not token_withheld(env, show_token):
+        env.out("".join(line + "\n" for line in answer_lines(request, token, username)))
     return int(ExitCode.OK)

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 import click
 
-from deviceflow.cli.common import env_of, profile_option, resolve_profile, split_scopes
+from deviceflow.cli.common import (
+    env_of,
+    profile_option,
+    resolve_profile,
+    show_token_option,
+    split_scopes,
+    token_withheld,
+)
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.cli.fastpath import format_expiry
@@ -184,6 +191,7 @@ Exit 10 when a sign-in is needed but kubectl said the session is not interactive
 )
 @click.option("--audience", metavar="AUDIENCE", help="API audience to request (Auth0).")
 @click.option("--no-qr", is_flag=True, help="Don't draw the QR code.")
+@show_token_option
 @click.option("--id-token", "id_token", is_flag=True,
               help="Send the ID token instead of the access token (clusters whose API server "
               "authenticates with OpenID Connect: --oidc-issuer-url).")
@@ -194,6 +202,7 @@ def command(
     scopes: tuple[str, ...],
     audience: str | None,
     no_qr: bool,
+    show_token: bool,
     id_token: bool,
 ) -> int:
     """Print an ExecCredential for kubectl (stdout); sign in on stderr when allowed."""
@@ -202,5 +211,6 @@ def command(
         env, profile_name, scopes=split_scopes(scopes), audience=audience, show_qr=not no_qr,
         id_token=id_token,
     )
-    env.out(credential_json(credential))
+    if not token_withheld(env, show_token):
+        env.out(credential_json(credential))
     return int(ExitCode.OK)
