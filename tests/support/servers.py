@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ from deviceflow.server.service import AdminService
 from deviceflow.storage.sql.engine import create_store, upgrade
 
 from .databases import fresh_postgres_database, require_postgres, sqlite_url
+from .tls import TestTls
 
 T = TypeVar("T")
 
@@ -85,10 +87,25 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    tls: TestTls | None = None
+    """Served over HTTPS with this test CA's certificate (``--certfile``/``--keyfile``)."""
+    issuer_path: str = ""
+    """The issuer's path (``/tenant``), empty for a root issuer."""
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The ``--issuer`` it was started with."""
+        return self.base_url + self.issuer_path
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client passes as ``verify=`` to trust this server."""
+        return self.tls.ssl_context() if self.tls is not None else True
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -114,15 +131,20 @@ class ServerProcess:
 def serve_command(
     port: int, db: str, *, redis_url: str | None = None, interval: int = 1,
     limits: Mapping[str, str] = GENEROUS_LIMITS, extra: Sequence[str] = (),
+    tls: TestTls | None = None, issuer_path: str = "",
 ) -> list[str]:
     """The ``deviceflow serve`` command line; ``limits`` by setting name (``limit_code_global``)
-    override the generous defaults."""
+    override the generous defaults. With ``tls`` it serves HTTPS with that certificate and the
+    issuer is ``https://``; ``issuer_path`` (``/tenant``) is appended to the issuer."""
+    scheme = "https" if tls is not None else "http"
     command = [
         sys.executable, "-m", "deviceflow", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--db", db,
-        "--issuer", f"http://127.0.0.1:{port}", "--interval", str(interval),
+        "--issuer", f"{scheme}://127.0.0.1:{port}{issuer_path}", "--interval", str(interval),
         "--log-format", "text",
     ]
+    if tls is not None:
+        command += ["--certfile", str(tls.cert_file), "--keyfile", str(tls.key_file)]
     if redis_url is not None:
         command += ["--redis", redis_url]
     for name, value in {**GENEROUS_LIMITS, **limits}.items():
@@ -133,7 +155,7 @@ def serve_command(
 def start_server(
     name: str, db: str, log_dir: Path, *, redis_url: str | None = None, interval: int = 1,
     limits: Mapping[str, str] = GENEROUS_LIMITS, extra: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, tls: TestTls | None = None, issuer_path: str = "",
 ) -> ServerProcess:
     """Start a server without waiting for it (start several, then ``wait_ready`` each)."""
     port = free_port()
@@ -145,19 +167,19 @@ def start_server(
     try:
         process = subprocess.Popen(
             serve_command(port, db, redis_url=redis_url, interval=interval, limits=limits,
-                          extra=extra),
+                          extra=extra, tls=tls, issuer_path=issuer_path),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
         )
     except BaseException:
         log.close()
         raise
-    return ServerProcess(name, port, process, log_path, log)
+    return ServerProcess(name, port, process, log_path, log, tls, issuer_path)
 
 
 def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
     """Wait until ``/healthz`` answers 200; fail with the server's log if it exits or hangs."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as client:
+    with httpx.Client(timeout=2, verify=server.verify) as client:
         while True:
             if not server.alive():
                 raise RuntimeError(
