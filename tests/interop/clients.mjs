@@ -3,7 +3,7 @@
 //
 // Usage: node clients.mjs LIBRARY ISSUER CLIENT_ID SCOPE
 //   LIBRARY: openid-client (6.x), openid-client-5 (5.x, installed under that npm alias),
-//            oauth4webapi
+//            oauth4webapi, or openid-client-code (openid-client 6, authorization code + PKCE)
 // Each library discovers the server from ISSUER, asks for a device code, polls the token
 // endpoint until the login is approved, validates the ID token the way it does for its users,
 // and refreshes once. Progress goes to stdout as one JSON object per line:
@@ -11,6 +11,9 @@
 //   {"event":"tokens", "tokens": {...}, "claims": {...}}      (the library's validated claims)
 //   {"event":"refreshed", "tokens": {...}, "claims": {...}}
 //   {"event":"error", "message", "name", "error"}             (then exit 1)
+// openid-client-code is a native app (RFC 8252): it listens on a free loopback port, prints
+//   {"event":"authorize", "url", "redirect_uri"}
+// for the browser (the test), catches the redirect with the code, and exchanges it.
 // HTTPS is trusted through NODE_EXTRA_CA_CERTS (the test's CA); nothing is insecure on purpose.
 
 const [library, issuer, clientId, scope] = process.argv.slice(2);
@@ -111,7 +114,47 @@ async function oauth4webapi() {
   });
 }
 
-const flows = { 'openid-client': openidClient6, 'openid-client-5': openidClient5, oauth4webapi };
+// openid-client 6, authorization code + PKCE S256 (RFC 6749 §4.1, RFC 7636, RFC 8252 §7.3):
+// buildAuthorizationUrl() with state and nonce, the redirect caught on 127.0.0.1, then
+// authorizationCodeGrant() checks state, iss (RFC 9207), nonce and the ID token.
+async function openidClient6Code() {
+  const client = await import('openid-client');
+  const http = await import('node:http');
+  const config = await client.discovery(new URL(issuer), clientId, undefined, client.None());
+  let received;
+  const callback = new Promise((resolve) => { received = resolve; });
+  const listener = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('Signed in: you can close this tab.');
+    received(req.url);
+  });
+  await new Promise((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const redirectUri = `http://127.0.0.1:${listener.address().port}/callback`;
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri, scope, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  });
+  emit('authorize', { url: url.href, redirect_uri: redirectUri });
+  const path = await callback;
+  listener.close();
+  const tokens = await client.authorizationCodeGrant(config, new URL(path, redirectUri), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
+  });
+  emit('tokens', { tokens: tokenFields(tokens), claims: tokens.claims() });
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+  emit('refreshed', { tokens: tokenFields(refreshed), claims: refreshed.claims() ?? null });
+}
+
+const flows = {
+  'openid-client': openidClient6,
+  'openid-client-code': openidClient6Code,
+  'openid-client-5': openidClient5,
+  oauth4webapi,
+};
 if (!(library in flows)) {
   console.error(`unknown library ${library}; one of ${Object.keys(flows).join(', ')}`);
   process.exit(2);

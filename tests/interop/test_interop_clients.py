@@ -36,7 +36,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
-from tests.support.forms import approve_device_login
+from tests.support.forms import LoopbackRedirect, approve_authorization, approve_device_login
 from tests.support.servers import (
     DEVICE_GRANT,
     PASSWORD,
@@ -55,8 +55,9 @@ pytestmark = [pytest.mark.interop_clients, pytest.mark.slow]
 
 NODE_LIBRARIES = ("openid-client", "openid-client-5", "oauth4webapi")
 PYTHON_LIBRARIES = ("authlib-httpx", "authlib-requests", "requests-oauthlib",
-                    "requests-oauth2client")
-LIBRARIES = NODE_LIBRARIES + PYTHON_LIBRARIES
+                    "requests-oauth2client", "msal")
+CODE_FLOW_CLIENTS = ("openid-client-code", "authlib-code")
+LIBRARIES = NODE_LIBRARIES + PYTHON_LIBRARIES + CODE_FLOW_CLIENTS
 
 
 def client_id_for(library: str) -> str:
@@ -164,14 +165,20 @@ class Approver:
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def __call__(self, authorization: dict[str, Any]) -> None:
-        complete = authorization["verification_uri_complete"]
-        assert complete.startswith(self.server.issuer + "/"), complete
+    def __call__(self, request: dict[str, Any]) -> None:
+        """``request``: a device authorization response (``verification_uri_complete``), or an
+        authorization request (``url``) to be answered at ``redirect_uri``."""
+        username, verify = username_for(self.library), self.server.process.verify
+        start = request.get("verification_uri_complete") or request["url"]
+        assert start.startswith(self.server.issuer + "/"), start
 
         def run() -> None:
             try:
-                approve_device_login(complete, username_for(self.library), PASSWORD,
-                                     self.server.process.verify)
+                if "redirect_uri" in request:
+                    approve_authorization(start, request["redirect_uri"], username, PASSWORD,
+                                          verify)
+                else:
+                    approve_device_login(start, username, PASSWORD, verify)
             except BaseException as exc:
                 self.error = exc
 
@@ -217,7 +224,7 @@ def run_node_client(
             for line in proc.stdout:
                 event = json.loads(line)
                 events[event["event"]] = event
-                if event["event"] == "code":
+                if event["event"] in ("code", "authorize"):
                     approve(event)
             code = proc.wait(30)
         finally:
@@ -380,11 +387,38 @@ def requests_oauth2client_login(
     return as_dict(token), as_dict(refreshed)
 
 
+def msal_login(
+    server: Server, library: str, approve: Callable[[dict[str, Any]], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MSAL Python with a generic OpenID Connect authority (``oidc_authority``): MSAL accepts
+    only an https authority with a path segment and reads ``authorization_endpoint`` from
+    discovery. It asks for ``openid profile offline_access`` by itself; the refresh is its
+    ``acquire_token_silent(force_refresh=True)`` with the cached refresh token."""
+    import msal
+
+    assert server.process.tls is not None
+    app = msal.PublicClientApplication(
+        client_id_for(library), oidc_authority=server.issuer,
+        verify=str(server.process.tls.ca_file))
+    flow = app.initiate_device_flow(scopes=[])
+    assert "user_code" in flow, flow
+    approve(flow)
+    result = app.acquire_token_by_device_flow(flow)
+    assert "access_token" in result, result
+    [account] = app.get_accounts()
+    assert account["local_account_id"] == server.users[username_for(library)]
+    refreshed = app.acquire_token_silent_with_error([], account, force_refresh=True)
+    assert refreshed is not None
+    assert "access_token" in refreshed, refreshed
+    return result, refreshed
+
+
 PYTHON_FLOWS = {
     "authlib-httpx": authlib_login,
     "authlib-requests": authlib_login,
     "requests-oauthlib": requests_oauthlib_login,
     "requests-oauth2client": requests_oauth2client_login,
+    "msal": msal_login,
 }
 
 
@@ -401,4 +435,60 @@ def test_python_library_device_login(
     approver = Approver(server, library)
     tokens, refreshed = PYTHON_FLOWS[library](server, library, approver)
     approver.join()
+    check_login(server, library, tokens, refreshed)
+
+
+# --- authorization code + PKCE -------------------------------------------------------------------
+
+
+def test_openid_client_authorization_code_with_pkce(server: Server, node: str) -> None:
+    """openid-client 6 as a native app: its own loopback listener, PKCE S256, state and nonce,
+    and RFC 9207's ``iss`` checked by the library."""
+    library = "openid-client-code"
+    approver = Approver(server, library)
+    events = run_node_client(node, server, library, approver)
+    approver.join()
+    assert events["authorize"]["redirect_uri"].startswith("http://127.0.0.1:")
+    check_login(server, library, events["tokens"]["tokens"], events["refreshed"]["tokens"])
+    assert events["tokens"]["claims"]["nonce"]
+
+
+@pytest.mark.filterwarnings("ignore:The httpx module is deprecated:DeprecationWarning")
+def test_authlib_authorization_code_with_pkce(server: Server) -> None:
+    """Authlib's httpx client: ``create_authorization_url`` with PKCE S256 and a nonce, the
+    redirect caught on a loopback listener, ``fetch_token(authorization_response=…)`` (which
+    checks ``state``), the ``iss`` of the response checked as RFC 9207 §2.4 asks of the client,
+    and the ID token validated by Authlib's ``CodeIDToken`` (nonce, at_hash)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from authlib.common.security import generate_token
+    from authlib.integrations.httpx_client import OAuth2Client
+    from authlib.oidc.core import CodeIDToken
+
+    library = "authlib-code"
+    client_id = client_id_for(library)
+    verifier, nonce = generate_token(48), generate_token(20)
+    with LoopbackRedirect() as loopback, OAuth2Client(
+        client_id, token_endpoint_auth_method="none", scope=SCOPE,
+        redirect_uri=loopback.redirect_uri, code_challenge_method="S256",
+        verify=server.process.verify,
+    ) as client:
+        meta = client.request("GET", server.issuer + "/.well-known/openid-configuration",
+                              withhold_token=True).json()
+        assert meta["authorization_response_iss_parameter_supported"] is True
+        url, state = client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+        approve_authorization(url, loopback.redirect_uri, username_for(library), PASSWORD,
+                              server.process.verify)
+        callback = loopback.callback_url()
+        assert parse_qs(urlsplit(callback).query)["iss"] == [server.issuer]
+        tokens = dict(client.fetch_token(meta["token_endpoint"], authorization_response=callback,
+                                         state=state, code_verifier=verifier))
+        refreshed = dict(client.refresh_token(meta["token_endpoint"],
+                                              refresh_token=tokens["refresh_token"]))
+    decoded = jwt.decode(tokens["id_token"], server.jwks())
+    CodeIDToken(decoded.claims, decoded.header, {"iss": {"values": [server.issuer]}},
+                {"client_id": client_id, "nonce": nonce,
+                 "access_token": tokens["access_token"]}).validate()
+    assert decoded.claims["nonce"] == nonce
     check_login(server, library, tokens, refreshed)

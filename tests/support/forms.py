@@ -4,16 +4,19 @@ submits each form to the ``action`` the page names, and so never assumes where a
 (a path issuer serves every page under its prefix).
 
 ``approve_device_login`` signs in and approves on the verification pages;
-``approve_authorization`` does the same for an authorization request and stops at the redirect
-back to the client's ``redirect_uri`` (the loopback address a native app listens on), returning
-that URL with its ``code``, ``state`` and ``iss`` instead of fetching it.
+``approve_authorization`` does the same for an authorization request and follows the redirect
+back to the client's ``redirect_uri``: the loopback address a native app listens on
+(``LoopbackRedirect``, RFC 8252 §7.3), which receives the ``code``, ``state`` and ``iss``.
 """
 
 from __future__ import annotations
 
+import queue
 import ssl
+import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import urljoin
 
 import httpx
@@ -106,14 +109,17 @@ class PageBrowser:
 
     def walk(
         self, start: httpx.Response | str, username: str, password: str, *,
-        stop_at: str | None = None, done_text: str | None = None,
+        stop_at: str | None = None, done_text: str | None = None, done_url: str | None = None,
     ) -> httpx.Response | str:
-        """From ``start``, fill and submit the page's form until the page says ``done_text`` or
-        a redirect reaches ``stop_at``: the code form (pre-filled), the sign-in form, and the
-        consent form (Approve). Anything else is an error with the page in the message."""
+        """From ``start``, fill and submit the page's form until the page says ``done_text``,
+        comes from under ``done_url``, or a redirect reaches ``stop_at``: the code form
+        (pre-filled), the sign-in form, and the consent form (Approve). Anything else is an
+        error with the page in the message."""
         page = start
         for _ in range(_MAX_STEPS):
             if isinstance(page, str):
+                return page
+            if done_url is not None and str(page.url).startswith(done_url):
                 return page
             if page.status_code != 200:
                 raise AssertionError(f"HTTP {page.status_code} at {page.url}:\n{page.text[:2000]}")
@@ -152,16 +158,52 @@ def approve_device_login(
 def approve_authorization(
     authorization_url: str, redirect_uri: str, username: str, password: str,
     verify: ssl.SSLContext | bool = True,
-) -> str:
-    """Open an authorization request (RFC 6749 §4.1.1), sign in and approve; returns the URL the
-    server redirected back to (``redirect_uri?code=…&state=…&iss=…``, RFC 6749 §4.1.2)."""
+) -> None:
+    """Open an authorization request (RFC 6749 §4.1.1), sign in, approve, and follow the
+    redirect to ``redirect_uri`` (RFC 6749 §4.1.2), where the client takes the code."""
     with PageBrowser(verify) as browser:
-        landed = browser.walk(browser.open(authorization_url, stop_at=redirect_uri), username,
-                              password, stop_at=redirect_uri)
-    if not isinstance(landed, str):
-        raise AssertionError(f"no redirect to {redirect_uri}:\n{landed.text[:2000]}")
-    return landed
+        browser.walk(browser.open(authorization_url), username, password, done_url=redirect_uri)
 
 
-__all__ = ["DEVICE_CONNECTED", "Form", "PageBrowser", "approve_authorization",
-           "approve_device_login", "forms_of"]
+class LoopbackRedirect:
+    """A native app's redirect listener (RFC 8252 §7.3): ``http://127.0.0.1:{free port}/callback``,
+    answering "you can close this tab" and keeping the first URL it was sent to."""
+
+    def __init__(self, path: str = "/callback") -> None:
+        received: queue.Queue[str] = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                received.put(self.path)
+                body = b"Signed in: you can close this tab."
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the test's output is not the place for a code
+
+        self._received = received
+        self._server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackRedirect:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def callback_url(self, timeout: float = 30.0) -> str:
+        """The full URL the browser was redirected to (with ``code``, ``state``, ``iss``)."""
+        path = self._received.get(timeout=timeout)
+        return urljoin(self.redirect_uri, path)
+
+
+__all__ = ["DEVICE_CONNECTED", "Form", "LoopbackRedirect", "PageBrowser",
+           "approve_authorization", "approve_device_login", "forms_of"]

@@ -187,7 +187,7 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
                     + server.logs()[-4000:]
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(server.base_url + "/healthz").status_code == 200:
+                if client.get(server.issuer + "/healthz").status_code == 200:
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server {server.name} not ready after {timeout} s:\n"
