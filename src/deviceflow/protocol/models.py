@@ -11,10 +11,14 @@ Timestamp = float
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_TOKEN_GRANT = "refresh_token"
+AUTHORIZATION_CODE_GRANT = "authorization_code"
+CLIENT_CREDENTIALS_GRANT = "client_credentials"
 
 GRANT_SHORT_NAMES: dict[str, str] = {
     "device_code": DEVICE_CODE_GRANT,
     "refresh_token": REFRESH_TOKEN_GRANT,
+    "authorization_code": AUTHORIZATION_CODE_GRANT,
+    "client_credentials": CLIENT_CREDENTIALS_GRANT,
 }
 
 

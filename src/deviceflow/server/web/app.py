@@ -51,7 +51,13 @@ from .endpoints import (
     verification,
 )
 from .metrics import Metrics
-from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
+from .middleware import (
+    QUIET_PATHS,
+    SESSION_PREFIXES,
+    DeferredSessionMiddleware,
+    IssuerPathMiddleware,
+    RequestContextMiddleware,
+)
 
 log = logging.getLogger("deviceflow.server")
 
@@ -211,20 +217,30 @@ def create_app(
     if settings.enable_metrics:
         routes.extend(metrics_endpoint.routes)
 
+    prefix = settings.issuer_path
+    if prefix:
+        # Every route under the issuer's path; RFC 8414 §3.1's host-root discovery beside it.
+        routes = [Mount(prefix, routes=routes), *discovery.path_issuer_routes(prefix)]
+
     https = urlsplit(issuer).scheme == "https"
     middleware = [
         Middleware(RequestContextMiddleware, hsts=https or settings.certfile is not None,
-                   metrics=metrics.requests if settings.enable_metrics else None),
+                   metrics=metrics.requests if settings.enable_metrics else None,
+                   quiet_paths=frozenset(prefix + p for p in QUIET_PATHS)),
         Middleware(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",
             max_age=settings.session_lifetime,
-            # "/": the verification pages and "Your devices" (/account) share one sign-in.
-            path="/",
+            # The issuer's path (or "/"): the verification pages, "Your devices" (/account) and
+            # /authorize share one sign-in, and no other application on the host sees it.
+            path=prefix or "/",
             same_site="lax",
             https_only=https,
+            prefixes=tuple(prefix + p for p in SESSION_PREFIXES),
         ),
     ]
+    if prefix and settings.proxy_strips_issuer_path:
+        middleware.insert(0, Middleware(IssuerPathMiddleware, prefix=prefix))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -238,6 +254,7 @@ def create_app(
     )
     # Always there, so endpoints call it unconditionally; with metrics off its tallies are no-ops.
     app.state.metrics = metrics
+    app.state.issuer_path = prefix
     if settings.metrics_token is not None:
         app.state.metrics_token = settings.metrics_token.get_secret_value().encode()
     return app
