@@ -198,6 +198,16 @@ class ServerSettings(BaseSettings):
     enable_refresh_token: bool = Field(
         True, description="Offer the refresh_token grant (RFC 6749 §6) and advertise it."
     )
+    enable_client_credentials: bool = Field(
+        True,
+        description="Offer the client credentials grant (RFC 6749 §4.4) to confidential clients "
+        "registered for it, and advertise it.",
+    )
+    enable_authorization_code: bool = Field(
+        True,
+        description="Offer the authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) at "
+        "`/authorize` to clients registered for it with redirect URIs, and advertise it.",
+    )
     enable_userinfo: bool = Field(
         True, description="Mount and advertise the OIDC userinfo endpoint."
     )

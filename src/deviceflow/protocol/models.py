@@ -14,6 +14,10 @@ REFRESH_TOKEN_GRANT = "refresh_token"
 AUTHORIZATION_CODE_GRANT = "authorization_code"
 CLIENT_CREDENTIALS_GRANT = "client_credentials"
 
+CLIENT_SUBJECT_PREFIX = "client:"
+"""The ``sub`` namespace reserved for clients acting for themselves (the client credentials
+grant): no person's ``sub`` may start with it (RFC 9700 §4.15; ``User`` refuses one)."""
+
 GRANT_SHORT_NAMES: dict[str, str] = {
     "device_code": DEVICE_CODE_GRANT,
     "refresh_token": REFRESH_TOKEN_GRANT,
@@ -92,6 +96,12 @@ class User:
     name: str
     password_hash: str
     created_at: Timestamp = 0.0
+
+    def __post_init__(self) -> None:
+        # RFC 9700 §4.15: a client's own tokens carry "client:<id>" as sub; a person with such
+        # an id would be indistinguishable from that client to a resource server.
+        if self.user_id.startswith(CLIENT_SUBJECT_PREFIX):
+            raise ValueError("a user id may not be in the namespace reserved for clients")
 
 
 @dataclass(frozen=True, slots=True)

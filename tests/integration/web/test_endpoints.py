@@ -354,7 +354,8 @@ async def test_discovery_values(server: Server) -> None:
     response = await server.http.get("/.well-known/openid-configuration")
     meta = response.json()
     assert response.headers["content-type"] == "application/json"
-    assert meta["grant_types_supported"] == [DEVICE_CODE_GRANT, "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        DEVICE_CODE_GRANT, "client_credentials", "refresh_token"]
     assert meta["scopes_supported"] == list(ALL_SCOPES)
     assert meta["response_types_supported"] == []
     assert meta["token_endpoint_auth_methods_supported"] == [

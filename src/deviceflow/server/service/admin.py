@@ -12,7 +12,14 @@ import anyio
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
-from ...protocol.models import ActiveGrant, Client, ClientChanges, ClientType, User
+from ...protocol.models import (
+    CLIENT_CREDENTIALS_GRANT,
+    ActiveGrant,
+    Client,
+    ClientChanges,
+    ClientType,
+    User,
+)
 from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
 from .. import identity
 from .audit import AuditService
@@ -46,6 +53,14 @@ def check_client_name(name: str) -> None:
             "the client name contains characters that can disguise it on the consent page "
             f"({', '.join(unsafe)}); use plain text"
         )
+
+
+def check_grants(client_type: ClientType, grant_types: frozenset[str]) -> None:
+    """RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
+    clients"; refused when registering, as well as at the token endpoint."""
+    if client_type is ClientType.PUBLIC and CLIENT_CREDENTIALS_GRANT in grant_types:
+        raise AdminRefused("only a confidential client may use client_credentials "
+                           "(add it with --confidential)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +237,7 @@ class AdminService:
     ) -> tuple[Client, str | None]:
         """Register a client; a confidential client's secret is returned once, stored hashed."""
         check_client_name(name)
+        check_grants(client_type, frozenset(grant_types))
         secret = identity.new_client_secret() if client_type is ClientType.CONFIDENTIAL else None
         client = Client(
             client_id=client_id, name=name, client_type=client_type,
@@ -246,6 +262,11 @@ class AdminService:
         if changes.name is not None:
             check_client_name(changes.name)
         async with self.store.unit_of_work() as uow:
+            if changes.grant_types is not None:
+                # A client's type never changes, so reading it first races nothing.
+                stored = await uow.clients.get(client_id)
+                if stored is not None:
+                    check_grants(stored.client_type, changes.grant_types)
             if not await uow.clients.update(client_id, changes):
                 raise AdminRefused(f"no client {client_id!r}")
             client = await uow.clients.get(client_id)

@@ -21,7 +21,7 @@ from ...protocol.errors import (
     TemporarilyUnavailableError,
     UnsupportedGrantTypeError,
 )
-from ...protocol.grants import device_code, refresh_token
+from ...protocol.grants import client_credentials, device_code, refresh_token
 from ...protocol.models import (
     Client,
     DeviceStatus,
@@ -55,6 +55,7 @@ class TokenService:
         self._grants = {
             device_code.GRANT_TYPE: self._device_code_grant,
             refresh_token.GRANT_TYPE: self._refresh_token_grant,
+            client_credentials.GRANT_TYPE: self._client_credentials_grant,
         }
 
     async def authenticate_client(self, params: FormParams, authorization: str | None) -> Client:
@@ -278,6 +279,24 @@ class TokenService:
                                  old.grant_type, old.family_id)
             return self._tokens(grant, now, plain)
         return InvalidGrantError("refresh token contended by concurrent requests")
+
+    async def _client_credentials_grant(
+        self, params: FormParams, client: Client
+    ) -> IssuedTokens | OAuthError:
+        """RFC 6749 §4.4: a confidential client's token for itself, with an audit row; no
+        refresh token and no ID token (``protocol.grants.client_credentials``)."""
+        ctx = self.ctx
+        request = client_credentials.parse(params)
+        scope = client_credentials.grant_scope(request, client)
+        now = ctx.clock()
+        async with ctx.store.unit_of_work() as uow:
+            event = await ctx.audit.append(
+                uow, AuditEventType.TOKENS_ISSUED, client_id=client.client_id,
+                grant_type=client_credentials.GRANT_TYPE, detail=f"scope {' '.join(scope)}")
+            await uow.commit()
+        ctx.audit.emit(event)
+        return client_credentials.issue(client, scope, ctx.policy.token, ctx.keyring.signer,
+                                        now, secrets.token_urlsafe(16))
 
     def _tokens(self, grant: tokens.Grant, now: Timestamp, plain_refresh: str | None
                 ) -> IssuedTokens:

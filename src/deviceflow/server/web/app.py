@@ -25,6 +25,8 @@ from ...protocol.errors import OAuthError
 from ...protocol.grants import GRANT_TYPES
 from ...protocol.metadata import Endpoints, Features, server_metadata
 from ...protocol.models import (
+    AUTHORIZATION_CODE_GRANT,
+    CLIENT_CREDENTIALS_GRANT,
     REFRESH_TOKEN_GRANT,
     DevicePolicy,
     TokenPolicy,
@@ -79,9 +81,14 @@ def brute_force_policy(settings: ServerSettings) -> BruteForcePolicy:
 
 
 def grant_types(settings: ServerSettings) -> tuple[str, ...]:
-    return tuple(
-        g for g in GRANT_TYPES if g != REFRESH_TOKEN_GRANT or settings.enable_refresh_token
-    )
+    """The registry's grants the settings enable: what the token endpoint accepts and what
+    discovery advertises, from the same tuple."""
+    enabled = {
+        REFRESH_TOKEN_GRANT: settings.enable_refresh_token,
+        CLIENT_CREDENTIALS_GRANT: settings.enable_client_credentials,
+        AUTHORIZATION_CODE_GRANT: settings.enable_authorization_code,
+    }
+    return tuple(g for g in GRANT_TYPES if enabled.get(g, True))
 
 
 def limiter_storage_uri(settings: ServerSettings) -> str:
