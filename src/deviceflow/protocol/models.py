@@ -66,6 +66,9 @@ class Client:
     secret_hash: str | None = None
     device_code_lifetime: int | None = None
     created_at: Timestamp = 0.0
+    redirect_uris: frozenset[str] = frozenset()
+    """Where ``/authorize`` may send the browser back (RFC 6749 §3.1.2), compared exactly,
+    except a loopback port (``protocol.redirects``)."""
 
     @property
     def is_public(self) -> bool:
@@ -82,10 +85,13 @@ class ClientChanges:
     device_code_lifetime: int | None = None
     default_device_code_lifetime: bool = False
     """Forget the client's own device code lifetime: the server's default applies again."""
+    redirect_uris: frozenset[str] | None = None
+    """Replaces every registered redirect URI."""
 
     def is_empty(self) -> bool:
-        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime) == (
-            None, None, None, None) and not self.default_device_code_lifetime
+        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime,
+                self.redirect_uris) == (None, None, None, None, None) and (
+            not self.default_device_code_lifetime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,36 @@ class DeviceAuthorization:
     user_id: str | None = None
     auth_time: Timestamp | None = None
     decided_at: Timestamp | None = None
+
+
+class CodeStatus(StrEnum):
+    """An authorization code moves only issued → redeemed (RFC 6749 §4.1.2: single use)."""
+
+    ISSUED = "issued"
+    REDEEMED = "redeemed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An authorization code (RFC 6749 §4.1.2), kept only as an HMAC, with what its redemption
+    must match (the redirect URI, the PKCE challenge of RFC 7636 §4.6) and what the tokens will
+    say (scope, ``nonce``, ``auth_time``)."""
+
+    code_hash: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    redirect_uri_given: bool
+    """Whether the request named ``redirect_uri``: then the token request must too (§4.1.3)."""
+    scope: tuple[str, ...]
+    code_challenge: str | None
+    nonce: str | None
+    auth_time: Timestamp
+    created_at: Timestamp
+    expires_at: Timestamp
+    origin: RequestOrigin
+    """The browser that approved, kept with the login for "Your devices"."""
+    status: CodeStatus = CodeStatus.ISSUED
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from ...protocol.errors import (
     TemporarilyUnavailableError,
     UnsupportedGrantTypeError,
 )
-from ...protocol.grants import client_credentials, device_code, refresh_token
+from ...protocol.grants import authorization_code, client_credentials, device_code, refresh_token
 from ...protocol.models import (
     Client,
     DeviceStatus,
@@ -35,6 +35,7 @@ from ...protocol.scopes import PROFILE
 from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
 from ..ratelimit import ip_key
+from .authorization import AuthorizationService
 from .context import ServiceContext
 from .revocation import RevocationService
 
@@ -49,10 +50,14 @@ winning the compare-and-set first; then it is refused, and the family is left al
 
 
 class TokenService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext,
+                 authorization: AuthorizationService | None = None) -> None:
         self.ctx = ctx
         self._revocation = RevocationService(ctx)
+        # The code half of browser authorization lives with the rest of it.
+        self._authorization = authorization or AuthorizationService(ctx, self._revocation)
         self._grants = {
+            authorization_code.GRANT_TYPE: self._authorization.redeem,
             device_code.GRANT_TYPE: self._device_code_grant,
             refresh_token.GRANT_TYPE: self._refresh_token_grant,
             client_credentials.GRANT_TYPE: self._client_credentials_grant,

@@ -42,6 +42,7 @@ from ..service import DeviceFlowService, ServicePolicy
 from . import errors
 from . import metrics as metrics_endpoint
 from .endpoints import (
+    authorize,
     device_authorization,
     devices,
     discovery,
@@ -215,6 +216,8 @@ def create_app(
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
     ]
+    if settings.enable_authorization_code:
+        routes.extend(authorize.routes)
     if settings.enable_userinfo:
         routes.extend(userinfo.routes)
     if settings.enable_revocation:
@@ -272,6 +275,7 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
     record drains on its own, so one failing does not stop the others."""
     purges: tuple[Callable[[], Awaitable[int]], ...] = (
         service.tokens.purge_expired,
+        service.authorization.purge_expired,
         service.sessions.purge_expired,
         service.ctx.audit.purge_expired,
     )
