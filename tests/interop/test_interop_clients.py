@@ -101,8 +101,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tls = make_test_tls(tmp / "tls")
     with migrated_database("sqlite", tmp) as db:
         users = add_users(db, [username_for(library) for library in LIBRARIES])
-        for library in LIBRARIES:
+        for library in NODE_LIBRARIES + PYTHON_LIBRARIES:
             add_client(db, client_id_for(library))
+        for library in CODE_FLOW_CLIENTS:
+            # A native app's loopback redirect: any port at request time (RFC 8252 §7.3).
+            add_client(db, client_id_for(library), grants=("authorization_code", "refresh_token"),
+                       redirect_uris=("http://127.0.0.1/callback",))
         process = start_server("interop-clients", db, tmp, tls=tls, issuer_path=issuer_path)
         try:
             wait_ready(process)

@@ -543,13 +543,17 @@ def add_users(url: str, usernames: Iterable[str], password: str = PASSWORD) -> d
     return run_sync(main)
 
 
-def add_client(url: str, client_id: str, *, lifetime: int | None = None) -> None:
-    """A public client with the device and refresh grants; ``lifetime`` overrides the codes'."""
+def add_client(
+    url: str, client_id: str, *, lifetime: int | None = None,
+    grants: Sequence[str] = (DEVICE_GRANT, "refresh_token"), redirect_uris: Sequence[str] = (),
+) -> None:
+    """A public client, by default with the device and refresh grants; ``lifetime`` overrides
+    the codes'; ``redirect_uris`` for the authorization code grant."""
 
     async def action(admin: AdminService) -> None:
         await admin.add_client(
-            client_id, f"Client {client_id}", ClientType.PUBLIC, [DEVICE_GRANT, "refresh_token"],
-            SCOPE.split(), lifetime,
+            client_id, f"Client {client_id}", ClientType.PUBLIC, list(grants),
+            SCOPE.split(), lifetime, redirect_uris=list(redirect_uris),
         )
 
     run_sync(lambda: _with_admin(url, action))
