@@ -3,7 +3,9 @@
 //
 // Usage: node clients.mjs LIBRARY ISSUER CLIENT_ID SCOPE
 //   LIBRARY: openid-client (6.x), openid-client-5 (5.x, installed under that npm alias),
-//            oauth4webapi, or openid-client-code (openid-client 6, authorization code + PKCE)
+//            oauth4webapi, oauth4webapi-rfc8414 (the same, discovering through RFC 8414's
+//            /.well-known/oauth-authorization-server{path} instead of OpenID discovery), or
+//            openid-client-code (openid-client 6, authorization code + PKCE)
 // Each library discovers the server from ISSUER, asks for a device code, polls the token
 // endpoint until the login is approved, validates the ID token the way it does for its users,
 // and refreshes once. Progress goes to stdout as one JSON object per line:
@@ -73,11 +75,11 @@ async function openidClient5() {
 
 // oauth4webapi: the low-level request/process pairs; the polling loop is the application's
 // (RFC 8628 §3.5: wait `interval` seconds, add 5 on slow_down).
-async function oauth4webapi() {
+async function oauth4webapi(algorithm = 'oidc') {
   const oauth = await import('oauth4webapi');
   const issuerUrl = new URL(issuer);
   const as = await oauth.processDiscoveryResponse(
-    issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm: 'oidc' }),
+    issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm }),
   );
   const client = { client_id: clientId };
   const auth = oauth.None();
@@ -153,7 +155,8 @@ const flows = {
   'openid-client': openidClient6,
   'openid-client-code': openidClient6Code,
   'openid-client-5': openidClient5,
-  oauth4webapi,
+  oauth4webapi: () => oauth4webapi('oidc'),
+  'oauth4webapi-rfc8414': () => oauth4webapi('oauth2'),
 };
 if (!(library in flows)) {
   console.error(`unknown library ${library}; one of ${Object.keys(flows).join(', ')}`);

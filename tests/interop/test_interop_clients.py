@@ -4,14 +4,21 @@ browser without JavaScript, and must come back with an access token, an ID token
 token, then refresh with the library's own refresh call.
 
 - from npm (``tests/interop/clients.mjs``, pinned in package.json/package-lock.json):
-  openid-client 6, openid-client 5 (under the alias ``openid-client-5``), oauth4webapi;
+  openid-client 6, openid-client 5 (under the alias ``openid-client-5``), oauth4webapi (with
+  OpenID discovery, and again with RFC 8414 discovery);
 - from PyPI (pinned in pyproject.toml's ``dev`` extra): Authlib's httpx and requests clients,
-  oauthlib's ``DeviceClient`` with requests-oauthlib, requests-oauth2client.
+  oauthlib's ``DeviceClient`` with requests-oauthlib, requests-oauth2client, MSAL Python
+  (``PublicClientApplication(oidc_authority=…)``);
+- openid-client 6 and Authlib also through the authorization code grant with PKCE (RFC 6749
+  §4.1, RFC 7636), as native apps catching the code on a loopback redirect (RFC 8252 §7.3).
 
-The server's certificate comes from a CA made by the test (``tests/support/tls.py``); each
-client trusts that CA the way its users would (``NODE_EXTRA_CA_CERTS``, ``verify=``), never by
-turning verification off. Every ID token is checked here as well as by the library: signature
-against the server's JWKS, ``iss`` equal to the issuer, ``aud`` equal to the client.
+Every test runs against an issuer with a path (``https://127.0.0.1:{port}/tenant``: MSAL
+accepts no other) and against a root issuer. The server's certificate comes from a CA made by
+the test (``tests/support/tls.py``); each client trusts that CA the way its users would
+(``NODE_EXTRA_CA_CERTS``, ``REQUESTS_CA_BUNDLE``, ``verify=``), never by turning verification
+off. Every ID token is checked here as well as by the library: signature against the server's
+JWKS, ``iss`` equal to the issuer, ``aud`` equal to the client; every access token is used at
+the userinfo endpoint.
 
 Marker ``interop_clients`` (``pytest -m interop_clients``). Needs ``npm ci --prefix
 tests/interop`` (``scripts/test`` runs it).
@@ -53,7 +60,7 @@ from tests.support.tls import make_test_tls
 HERE = Path(__file__).resolve().parent
 pytestmark = [pytest.mark.interop_clients, pytest.mark.slow]
 
-NODE_LIBRARIES = ("openid-client", "openid-client-5", "oauth4webapi")
+NODE_LIBRARIES = ("openid-client", "openid-client-5", "oauth4webapi", "oauth4webapi-rfc8414")
 PYTHON_LIBRARIES = ("authlib-httpx", "authlib-requests", "requests-oauthlib",
                     "requests-oauth2client", "msal")
 CODE_FLOW_CLIENTS = ("openid-client-code", "authlib-code")
