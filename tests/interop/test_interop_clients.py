@@ -187,7 +187,8 @@ class Approver:
         authorization request (``url``) to be answered at ``redirect_uri``."""
         username, verify = username_for(self.library), self.server.process.verify
         start = request.get("verification_uri_complete") or request["url"]
-        assert start.startswith(self.server.issuer + "/"), start
+        for url in (start, request.get("verification_uri") or start):
+            assert url.startswith(self.server.issuer + "/"), url  # under a path issuer's path
 
         def run() -> None:
             try:
@@ -385,7 +386,8 @@ def requests_oauth2client_login(
             issuer=server.issuer, client_id=client_id, session=session,
             device_authorization_endpoint=device_endpoint)
         authorization = client.authorize_device(scope=SCOPE)
-        approve({"verification_uri_complete": authorization.verification_uri_complete})
+        approve({"verification_uri_complete": authorization.verification_uri_complete,
+                 "verification_uri": authorization.verification_uri})
         job = DeviceAuthorizationPollingJob(client, authorization)
         token = None
         while token is None:
