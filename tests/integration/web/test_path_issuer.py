@@ -4,18 +4,22 @@ the cookie scoped to the path, and the same behind a proxy that strips the path 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import ClientType
 from deviceflow.server.service import AdminService
 from deviceflow.server.web.app import create_app
+from deviceflow.server.web.middleware import IssuerPathMiddleware
 from deviceflow.storage.memory import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +69,19 @@ class Tenant:
 
 @pytest.fixture(params=["proxy-keeps-path", "proxy-strips-path"])
 async def tenant(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Tenant]:
-    stripped = request.param == "proxy-strips-path"
+    async with _tenant(stripped=request.param == "proxy-strips-path") as value:
+        yield value
+
+
+@pytest.fixture
+async def kept(anyio_backend: str) -> AsyncIterator[Tenant]:
+    """Behind a proxy that keeps the path (or none): what reaches the app is what was asked."""
+    async with _tenant(stripped=False) as value:
+        yield value
+
+
+@contextlib.asynccontextmanager
+async def _tenant(*, stripped: bool) -> AsyncIterator[Tenant]:
     store = MemoryStore()
     settings = ServerSettings(issuer=ISSUER, db="sqlite:///unused.sqlite3", log_format="text",
                               proxy_strips_issuer_path=stripped, **GENEROUS)
@@ -118,10 +134,8 @@ async def test_every_advertised_url_answers_under_the_path(tenant: Tenant) -> No
         assert (await http.get("/tenant/readyz")).status_code == 200
 
 
-async def test_nothing_is_served_at_the_host_root(tenant: Tenant) -> None:
-    if tenant.stripped:
-        pytest.skip("behind a stripping proxy every request is below the path by construction")
-    async with tenant.http() as http:
+async def test_nothing_is_served_at_the_host_root(kept: Tenant) -> None:
+    async with kept.http() as http:
         for path in ("/token", "/device", "/.well-known/openid-configuration", "/jwks.json",
                      "/.well-known/oauth-authorization-server", "/healthz"):
             response = await http.request("POST" if path == "/token" else "GET", path)
@@ -192,3 +206,44 @@ def test_issuer_paths_are_plain_segments() -> None:
     assert ServerSettings(issuer="https://a.example/a/b").issuer_path == "/a/b"
     assert ServerSettings(issuer="https://a.example").issuer_path == ""
     assert ServerSettings(issuer="https://a.example/").issuer_path == ""
+
+
+def _paths(routes: list[Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for route in routes:
+        if isinstance(route, Mount) and route.routes:
+            out.extend(_paths(list(route.routes), prefix + route.path))
+        else:
+            out.append(prefix + route.path)
+    return out
+
+
+def test_every_route_is_under_the_issuers_path() -> None:
+    settings = ServerSettings(issuer=ISSUER, db="sqlite:///unused.sqlite3", enable_metrics=True,
+                              metrics_token="m" * 32)
+    app = create_app(settings, store=MemoryStore())
+    paths = _paths(list(app.routes))
+    outside = [p for p in paths if not p.startswith("/tenant/")]
+    assert outside == ["/.well-known/oauth-authorization-server/tenant"]  # RFC 8414 §3.1
+    for expected in ("/token", "/device_authorization", "/device", "/device/signin",
+                     "/device/consent", "/device/done", "/device/signout", "/account/devices",
+                     "/authorize", "/authorize/consent", "/userinfo", "/revoke", "/introspect",
+                     "/jwks.json", "/metrics", "/healthz", "/readyz", "/static",
+                     "/.well-known/openid-configuration",
+                     "/.well-known/oauth-authorization-server"):
+        assert "/tenant" + expected in paths, expected
+
+
+async def test_issuer_path_middleware_puts_the_path_back(anyio_backend: str) -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope.get("path", ""), scope.get("raw_path", b"")))
+
+    wrapped = IssuerPathMiddleware(app, prefix="/tenant")
+    await wrapped({"type": "http", "path": "/device", "raw_path": b"/device"}, None, None)
+    await wrapped({"type": "http", "path": "/tenant", "raw_path": b"/tenant"}, None, None)
+    await wrapped({"type": "lifespan"}, None, None)
+    assert seen == [("/tenant/device", b"/tenant/device"),
+                    ("/tenant/tenant", b"/tenant/tenant"),  # a stripping proxy always strips
+                    ("", b"")]  # lifespan passes untouched
