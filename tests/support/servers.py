@@ -4,7 +4,9 @@ database number on the shared Redis, and a driver of the verification pages over
 - ``serve_subprocesses(names, db, log_dir, ...)`` starts one ``python -m deviceflow serve`` per
   name on free ports, all at once, and waits until each answers ``/healthz``; stopping sends
   SIGTERM (then SIGKILL) and closes the log file. Servers write their logs to a file, never to a
-  pipe that could fill up and stall them (``ServerProcess.logs()`` reads it).
+  pipe that could fill up and stall them (``ServerProcess.logs()`` reads it). With
+  ``tls=make_test_tls(dir)`` (``tests/support/tls.py``) a server serves HTTPS with a certificate
+  from the test's own CA; ``issuer_path="/tenant"`` makes its issuer a path issuer.
 - ``own_redis(...)`` runs a ``redis-server`` on a free port that the test may stop and start
   again (``stop()`` / ``start()`` keep the port), with no persistence.
 - ``claimed_redis_db()`` picks a database number on the machine's Redis that no other test run
