@@ -17,7 +17,8 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
-MAX_REDIRECT_URI = 2000
+MAX_REDIRECT_URI = 512
+"""Characters: a pending request (with its redirect URI) waits in the 4 KB session cookie."""
 
 _PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 """RFC 8252 §7.1: a reverse domain name (``com.example.app``), lower case as RFC 3986 §3.1

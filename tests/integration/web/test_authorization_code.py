@@ -342,3 +342,12 @@ async def test_a_stale_sign_in_is_asked_for_the_password_before_approving(
         assert again.headers["location"] == "/tenant/device/signin"
         page = await browser.get("/tenant/device/signin")
     assert "to approve this sign-in" in page.text
+
+
+async def test_an_overlong_state_is_refused_without_echoing_it(server: Server) -> None:
+    _, challenge = pkce_pair()
+    async with server.browser() as browser:
+        response = await browser.get(authorize_url(challenge, state="s" * 513))
+    answer = query_of(response.headers["location"])
+    assert answer["error"] == "invalid_request"
+    assert "state" not in answer

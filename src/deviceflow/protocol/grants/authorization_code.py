@@ -41,9 +41,10 @@ CODE_LIFETIME = 60
 """Seconds an authorization code lives. RFC 6749 §4.1.2: "A maximum authorization code lifetime
 of 10 minutes is RECOMMENDED"; the client redeems it at once, so a minute is plenty."""
 
-MAX_STATE = 2000
-MAX_NONCE = 512
-"""Bounds on values we echo back (``state``) or sign into the ID token (``nonce``)."""
+MAX_STATE = 512
+MAX_NONCE = 255
+"""Bounds on values we echo back (``state``) or sign into the ID token (``nonce``). The request
+waits in the session cookie, which browsers keep only up to 4096 bytes."""
 
 
 class NoRedirect(Exception):
@@ -126,7 +127,8 @@ def check_request(
     redirect_uri, given = redirect_uri_for(raw.get("redirect_uri"), client)
     state = raw.get("state")
     if state is not None and len(state) > MAX_STATE:
-        state = None  # not echoed; the client's check of it then fails, as it should
+        # Not echoed: the client's own check of it then fails, as it should.
+        raise RedirectError(redirect_uri, None, "invalid_request", "state is too long.")
 
     def refuse(error: str, description: str) -> RedirectError:
         return RedirectError(redirect_uri, state, error, description)
