@@ -201,7 +201,7 @@ class Approver:
             except BaseException as exc:
                 self.error = exc
 
-        self.thread = threading.Thread(target=run, name=f"approve-{self.library}")
+        self.thread = threading.Thread(target=run, name=f"approve-{self.library}", daemon=True)
         self.thread.start()
 
     def join(self) -> None:
