@@ -4,7 +4,9 @@ database number on the shared Redis, and a driver of the verification pages over
 - ``serve_subprocesses(names, db, log_dir, ...)`` starts one ``python -m deviceflow serve`` per
   name on free ports, all at once, and waits until each answers ``/healthz``; stopping sends
   SIGTERM (then SIGKILL) and closes the log file. Servers write their logs to a file, never to a
-  pipe that could fill up and stall them (``ServerProcess.logs()`` reads it).
+  pipe that could fill up and stall them (``ServerProcess.logs()`` reads it). With
+  ``tls=make_test_tls(dir)`` (``tests/support/tls.py``) a server serves HTTPS with a certificate
+  from the test's own CA; ``issuer_path="/tenant"`` makes its issuer a path issuer.
 - ``own_redis(...)`` runs a ``redis-server`` on a free port that the test may stop and start
   again (``stop()`` / ``start()`` keep the port), with no persistence.
 - ``claimed_redis_db()`` picks a database number on the machine's Redis that no other test run
@@ -25,6 +27,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,6 +51,7 @@ from deviceflow.storage.sql.engine import create_store, upgrade
 
 from .databases import fresh_postgres_database, require_postgres, sqlite_url
 from .limits import GENEROUS_LIMITS
+from .tls import TestTls
 
 T = TypeVar("T")
 
@@ -75,10 +79,25 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    tls: TestTls | None = None
+    """Served over HTTPS with this test CA's certificate (``--certfile``/``--keyfile``)."""
+    issuer_path: str = ""
+    """The issuer's path (``/tenant``), empty for a root issuer."""
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The ``--issuer`` it was started with."""
+        return self.base_url + self.issuer_path
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client passes as ``verify=`` to trust this server."""
+        return self.tls.ssl_context() if self.tls is not None else True
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -104,15 +123,20 @@ class ServerProcess:
 def serve_command(
     port: int, db: str, *, redis_url: str | None = None, interval: int = 1,
     limits: Mapping[str, str] = GENEROUS_LIMITS, extra: Sequence[str] = (),
+    tls: TestTls | None = None, issuer_path: str = "",
 ) -> list[str]:
     """The ``deviceflow serve`` command line; ``limits`` by setting name (``limit_code_global``)
-    override the generous defaults."""
+    override the generous defaults. With ``tls`` it serves HTTPS with that certificate and the
+    issuer is ``https://``; ``issuer_path`` (``/tenant``) is appended to the issuer."""
+    scheme = "https" if tls is not None else "http"
     command = [
         sys.executable, "-m", "deviceflow", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--db", db,
-        "--issuer", f"http://127.0.0.1:{port}", "--interval", str(interval),
+        "--issuer", f"{scheme}://127.0.0.1:{port}{issuer_path}", "--interval", str(interval),
         "--log-format", "text",
     ]
+    if tls is not None:
+        command += ["--certfile", str(tls.cert_file), "--keyfile", str(tls.key_file)]
     if redis_url is not None:
         command += ["--redis", redis_url]
     for name, value in {**GENEROUS_LIMITS, **limits}.items():
@@ -123,7 +147,7 @@ def serve_command(
 def start_server(
     name: str, db: str, log_dir: Path, *, redis_url: str | None = None, interval: int = 1,
     limits: Mapping[str, str] = GENEROUS_LIMITS, extra: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, tls: TestTls | None = None, issuer_path: str = "",
 ) -> ServerProcess:
     """Start a server without waiting for it (start several, then ``wait_ready`` each)."""
     port = free_port()
@@ -135,19 +159,19 @@ def start_server(
     try:
         process = subprocess.Popen(
             serve_command(port, db, redis_url=redis_url, interval=interval, limits=limits,
-                          extra=extra),
+                          extra=extra, tls=tls, issuer_path=issuer_path),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
         )
     except BaseException:
         log.close()
         raise
-    return ServerProcess(name, port, process, log_path, log)
+    return ServerProcess(name, port, process, log_path, log, tls, issuer_path)
 
 
 def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
     """Wait until ``/healthz`` answers 200; fail with the server's log if it exits or hangs."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as client:
+    with httpx.Client(timeout=2, verify=server.verify) as client:
         while True:
             if not server.alive():
                 raise RuntimeError(
@@ -155,7 +179,7 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
                     + server.logs()[-4000:]
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(server.base_url + "/healthz").status_code == 200:
+                if client.get(server.issuer + "/healthz").status_code == 200:
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server {server.name} not ready after {timeout} s:\n"
@@ -511,13 +535,17 @@ def add_users(url: str, usernames: Iterable[str], password: str = PASSWORD) -> d
     return run_sync(main)
 
 
-def add_client(url: str, client_id: str, *, lifetime: int | None = None) -> None:
-    """A public client with the device and refresh grants; ``lifetime`` overrides the codes'."""
+def add_client(
+    url: str, client_id: str, *, lifetime: int | None = None,
+    grants: Sequence[str] = (DEVICE_GRANT, "refresh_token"), redirect_uris: Sequence[str] = (),
+) -> None:
+    """A public client, by default with the device and refresh grants; ``lifetime`` overrides
+    the codes'; ``redirect_uris`` for the authorization code grant."""
 
     async def action(admin: AdminService) -> None:
         await admin.add_client(
-            client_id, f"Client {client_id}", ClientType.PUBLIC, [DEVICE_GRANT, "refresh_token"],
-            SCOPE.split(), lifetime,
+            client_id, f"Client {client_id}", ClientType.PUBLIC, list(grants),
+            SCOPE.split(), lifetime, redirect_uris=list(redirect_uris),
         )
 
     run_sync(lambda: _with_admin(url, action))

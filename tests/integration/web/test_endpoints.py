@@ -345,9 +345,15 @@ async def test_discovery_values(server: Server) -> None:
     response = await server.http.get("/.well-known/openid-configuration")
     meta = response.json()
     assert response.headers["content-type"] == "application/json"
-    assert meta["grant_types_supported"] == [DEVICE_CODE_GRANT, "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code", DEVICE_CODE_GRANT, "client_credentials", "refresh_token"]
     assert meta["scopes_supported"] == list(ALL_SCOPES)
-    assert meta["response_types_supported"] == []
+    # RFC 8414 §2, RFC 7636 §4.3 (S256 only), RFC 9207 §3.
+    assert meta["authorization_endpoint"] == ISSUER + "/authorize"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["response_modes_supported"] == ["query"]
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["token_endpoint_auth_methods_supported"] == [
         "none", "client_secret_basic", "client_secret_post"]
     assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
