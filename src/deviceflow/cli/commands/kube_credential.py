@@ -126,6 +126,7 @@ def run(
     try:
         result = get_token(env, options)
     except SignInRequiredError:
+        env.failure_reported = False  # this sentence, more precise than the event's, is shown
         raise CliError(
             f"Profile '{profile.name}' needs a new sign-in and kubectl runs this plugin "
             f"non-interactively; run 'deviceflow get-token --profile {profile.name}' in a "
