@@ -88,6 +88,8 @@ class User:
     name: str
     password_hash: str
     created_at: Timestamp = 0.0
+    email: str | None = None
+    """Where "A device signed in to your account" is sent (``user add/update --email``)."""
 
 
 @dataclass(frozen=True, slots=True)

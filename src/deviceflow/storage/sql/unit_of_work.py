@@ -24,6 +24,7 @@ from .audit import SqlAuditLog
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
 from .grants import SqlGrants
+from .outbox import SqlOutbox
 from .refresh_tokens import SqlRefreshTokens
 from .secrets import SqlSecrets
 from .sessions import SqlBrowserSessions
@@ -61,6 +62,7 @@ class SqlUnitOfWork:
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
     grants: SqlGrants
+    outbox: SqlOutbox
 
     __slots__ = (
         "_conn",
@@ -75,6 +77,7 @@ class SqlUnitOfWork:
         "denylist",
         "device_authorizations",
         "grants",
+        "outbox",
         "refresh_tokens",
         "secrets",
         "signing_keys",
@@ -134,6 +137,7 @@ class SqlUnitOfWork:
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
+        self.outbox = SqlOutbox(conn)
         return self
 
     async def __aexit__(
@@ -300,6 +304,7 @@ class InlineReadUnitOfWork:
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
     grants: SqlGrants
+    outbox: SqlOutbox
 
     __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
                  "device_authorizations", "grants", "refresh_tokens", "secrets", "signing_keys",
@@ -320,6 +325,7 @@ class InlineReadUnitOfWork:
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
+        self.outbox = SqlOutbox(conn)
         return self
 
     async def __aexit__(
