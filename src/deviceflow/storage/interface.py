@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ..protocol.audit import AuditEvent, AuditQuery
-from ..protocol.notifications import OutboxMessage
 from ..protocol.models import (
     ActiveGrant,
     BrowserSession,
@@ -25,6 +24,7 @@ from ..protocol.models import (
     Timestamp,
     User,
 )
+from ..protocol.notifications import OutboxMessage
 
 
 class StorageError(Exception):

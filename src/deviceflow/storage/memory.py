@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Self
 
 from ..protocol.audit import AuditEvent, AuditQuery
-from ..protocol.notifications import OutboxMessage, OutboxStatus
 from ..protocol.models import (
     ActiveGrant,
     BrowserSession,
@@ -27,6 +26,7 @@ from ..protocol.models import (
     Timestamp,
     User,
 )
+from ..protocol.notifications import OutboxMessage, OutboxStatus
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
 
 

@@ -26,6 +26,7 @@ from .audit import AuditService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
 from .introspection import IntrospectionService
+from .notify import Notifier
 from .revocation import LoginEnded, RevocationService
 from .sessions import SessionService, SignedIn
 from .tokens import TokenService
@@ -53,9 +54,10 @@ class DeviceFlowService:
         clock: Clock = time.time,
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
-                                  poll_state=poll_state)
+                                  poll_state=poll_state, notifier=notifier)
         self.tokens = TokenService(self.ctx)
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)
@@ -102,6 +104,7 @@ __all__ = [
     "DeviceService",
     "IntrospectionService",
     "LoginEnded",
+    "Notifier",
     "PendingRequest",
     "RevocationService",
     "ServiceContext",

@@ -307,8 +307,8 @@ class InlineReadUnitOfWork:
     outbox: SqlOutbox
 
     __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
-                 "device_authorizations", "grants", "refresh_tokens", "secrets", "signing_keys",
-                 "users")
+                 "device_authorizations", "grants", "outbox", "refresh_tokens", "secrets",
+                 "signing_keys", "users")
 
     def __init__(self, reader: InlineReader) -> None:
         self._reader = reader
