@@ -70,7 +70,7 @@ class Deliveries:
 
 
 @contextlib.contextmanager
-def webhook_receiver(secret: str) -> Iterator[tuple[Deliveries, str]]:
+def webhook_receiver(secret: str, port: int = 0) -> Iterator[tuple[Deliveries, str]]:
     deliveries = Deliveries(secret)
 
     class Handler(BaseHTTPRequestHandler):
@@ -99,7 +99,7 @@ def webhook_receiver(secret: str) -> Iterator[tuple[Deliveries, str]]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
