@@ -134,7 +134,8 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 def text_and_html(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     return text.get_content(), html.get_content()
 
 
@@ -246,7 +247,8 @@ async def test_a_failing_smtp_server_and_webhook_never_affect_the_approval(
     assert len(failures) == 2
     assert any("SMTP server refused (554)" in f for f in failures)
     assert any("answered HTTP 500" in f for f in failures)
-    assert world.mailbox.refused == 1 and world.hooks.failed == 1
+    assert world.mailbox.refused == 1
+    assert world.hooks.failed == 1
     assert world.secret not in caplog.text
     assert ALICE not in caplog.text
 
