@@ -31,6 +31,16 @@ class Delivery:
             await self.webhook.close()
 
 
+def webhook_secret(settings: ServerSettings) -> str | None:
+    """The signing secret when webhooks are configured; ``WebhookSecretError`` (or
+    ``ExposedFileError`` for a file others may read) refuses the start."""
+    if not settings.webhook_urls:
+        return None
+    return load_secret(
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        settings.webhook_secret_file)
+
+
 def delivery_from_settings(settings: ServerSettings) -> Delivery:
     email: SmtpSender | None = None
     if settings.smtp_host:
@@ -46,10 +56,8 @@ def delivery_from_settings(settings: ServerSettings) -> Delivery:
             issuer=settings.effective_issuer, zone=settings.notification_timezone,
         )
     webhook: WebhookSender | None = None
-    if settings.webhook_urls:
-        secret = load_secret(
-            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-            settings.webhook_secret_file)
+    secret = webhook_secret(settings)
+    if secret is not None:
         webhook = WebhookSender(secret, timeout=settings.webhook_timeout)
     policy = RetryPolicy(base=settings.notification_retry_base,
                          max_attempts=settings.notification_max_attempts,
@@ -59,4 +67,4 @@ def delivery_from_settings(settings: ServerSettings) -> Delivery:
                     email=email, webhook=webhook, policy=policy)
 
 
-__all__ = ["Delivery", "delivery_from_settings"]
+__all__ = ["Delivery", "delivery_from_settings", "webhook_secret"]

@@ -69,7 +69,9 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """One pass over the messages due now; how many this worker handled (claimed)."""
-        async with self.store.unit_of_work() as uow:
+        # Read-only: on SQLite the look for work (every few seconds, mostly finding none)
+        # never takes the write lock requests need; each candidate is then claimed by a CAS.
+        async with self.store.unit_of_work(read_only=True) as uow:
             due = await uow.outbox.due(self.clock(), self.batch)
         handled = 0
         for message in due:
