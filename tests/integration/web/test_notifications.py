@@ -65,9 +65,11 @@ class World:
             async with self.pages.backend.store.unit_of_work() as uow:
                 rows = list(await uow.outbox.list())
             now = self.pages.clock()
+            # Pending and due now, or held by a claim (a send in flight); a message waiting
+            # for its retry time is settled.
             busy = [m for m in rows if m.status is OutboxStatus.PENDING
-                    and (m.next_attempt_at <= now or (m.claimed_until or 0) > now)
-                    and not (m.claimed_until is None and m.next_attempt_at > now)]
+                    and (m.next_attempt_at <= now
+                         or (m.claimed_until is not None and m.claimed_until > now))]
             if not busy:
                 return rows
             await asyncio.sleep(0.01)
