@@ -243,6 +243,69 @@ class ServerSettings(BaseSettings):
         json_schema_extra={ENV_ONLY: True},
     )
 
+    # --- notifications (docs/operator.md, "Notifications") ----------
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that sends \"A device signed in to your account\" to users with "
+        "an e-mail address (`user add/update --email`). Unset: no e-mail is sent.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of `smtp_host`.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="`starttls` (upgrade a plain connection, usually port 587), `tls` (implicit "
+        "TLS, usually port 465), or `none` (plain text: only to a loopback `smtp_host`). The "
+        "server's certificate is verified against the system's CAs.",
+    )
+    smtp_from: str = Field(
+        "", description="From address of the e-mails; required with `smtp_host`."
+    )
+    smtp_username: str | None = Field(
+        None, description="User name to log in to `smtp_host` with; unset: no login."
+    )
+    smtp_password: SecretStr | None = Field(
+        None,
+        description="Password for `smtp_username`. Environment only (`DEVICEFLOW_SMTP_PASSWORD`), "
+        "never a flag or a file in the configuration.",
+        json_schema_extra={ENV_ONLY: True},
+    )
+    smtp_timeout: float = Field(
+        30.0, gt=0, le=300, description="Seconds one SMTP conversation may take."
+    )
+    webhook_urls: tuple[str, ...] = Field(
+        (),
+        description="URLs that receive a signed JSON event (Standard Webhooks) for each "
+        "approval, denial, high-risk request, refresh-token reuse and revocation. HTTPS unless "
+        "the host is loopback. Needs `DEVICEFLOW_WEBHOOK_SECRET` or `webhook_secret_file`.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret of the webhooks, `whsec_` and base64 of 24 to 64 random "
+        "bytes. Environment only; takes precedence over `webhook_secret_file`.",
+        json_schema_extra={ENV_ONLY: True},
+    )
+    webhook_secret_file: str = Field(
+        "",
+        description="File holding the webhook signing secret when `DEVICEFLOW_WEBHOOK_SECRET` "
+        "is not set; must be mode 0600 (the server refuses to start otherwise).",
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds one webhook request may take."
+    )
+    notification_max_attempts: int = Field(
+        8, ge=1, le=50,
+        description="Attempts to deliver one e-mail or webhook before giving up (logged).",
+    )
+    notification_retry_base: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds before the first retry of a failed delivery; each further retry "
+        "waits twice as long, at most an hour.",
+    )
+    notification_poll_interval: float = Field(
+        5.0, gt=0, le=300,
+        description="Seconds between the delivery task's looks at the outbox for work other "
+        "workers or the operator CLI wrote (this worker's own events are sent at once).",
+    )
+
     # --- brute force (RFC 8628 §5.1) ------------------------------------------------------------
     limit_code_per_session: str = Field(
         "5/10 minutes", description="Wrong user codes allowed per browser session."
@@ -356,6 +419,37 @@ class ServerSettings(BaseSettings):
                 "Europe/Berlin or UTC"
             ) from None
         return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise _refused(f"webhook URL {url!r} must be an absolute http(s) URL")
+            if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+                raise _refused(f"webhook URL {url!r} must use HTTPS unless its host is loopback")
+        return value
+
+    @model_validator(mode="after")
+    def _notifications(self) -> ServerSettings:
+        if self.smtp_host:
+            if not self.smtp_from:
+                raise _refused("smtp_host needs smtp_from, the address the e-mails come from")
+            from ..protocol.email_address import EmailAddressRefused, normalized_email
+
+            try:
+                normalized_email(self.smtp_from)
+            except EmailAddressRefused as exc:
+                raise _refused(f"smtp_from: {exc}") from None
+            if self.smtp_security == "none" and not is_loopback_host(self.smtp_host):
+                raise _refused("smtp_security none (plain text) is only allowed to a loopback "
+                               "smtp_host")
+            if self.smtp_password is not None and not self.smtp_username:
+                raise _refused("DEVICEFLOW_SMTP_PASSWORD needs smtp_username")
+        if self.webhook_urls and self.webhook_secret is None and not self.webhook_secret_file:
+            raise _refused("webhook_urls need DEVICEFLOW_WEBHOOK_SECRET or webhook_secret_file")
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

@@ -102,6 +102,8 @@ class User:
     name: str
     password_hash: str
     created_at: Timestamp = 0.0
+    email: str | None = None
+    """Where "A device signed in to your account" is sent (``user add/update --email``)."""
 
     def __post_init__(self) -> None:
         # RFC 9700 §4.15: a client's own tokens carry "client:<id>" as sub; a person with such

@@ -10,9 +10,10 @@ from typing import Final
 from ..config.server import ServerSettings
 from ..storage.files import ExposedFileError, refuse_exposed, sqlite_files
 from ..storage.interface import Store
+from .notifications.webhooks import WebhookSecretError
 from .secretbox import SECRET_KEY_ENV, KeyFile, KeySource, SecretBox, SecretKeyError
 
-STARTUP_REFUSALS: Final = (ExposedFileError, SecretKeyError)
+STARTUP_REFUSALS: Final = (ExposedFileError, SecretKeyError, WebhookSecretError)
 """Failures whose message is the one sentence an operator needs (``deviceflow serve`` exits 3)."""
 
 

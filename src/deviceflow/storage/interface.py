@@ -25,6 +25,7 @@ from ..protocol.models import (
     Timestamp,
     User,
 )
+from ..protocol.notifications import OutboxMessage
 
 
 class StorageError(Exception):
@@ -58,6 +59,9 @@ class UserRepository(Protocol):
     async def list(self) -> Sequence[User]: ...
     async def remove(self, username: str) -> bool: ...
     async def set_password_hash(self, username: str, password_hash: str) -> bool: ...
+
+    async def set_email(self, username: str, email: str | None) -> bool:
+        """Set (or with ``None`` clear) the user's e-mail address; False for an unknown user."""
 
 
 class DeviceAuthorizationRepository(Protocol):
@@ -264,6 +268,45 @@ class AuditLogRepository(Protocol):
         many were deleted."""
 
 
+class OutboxRepository(Protocol):
+    """Notifications waiting to be delivered (``protocol/notifications.py``). A message is
+    written in the transaction of what it reports, so it exists if and only if that committed;
+    delivery claims it with a compare-and-set and a lease, so of any number of workers exactly
+    one sends it (again only after a lease ran out: a worker died holding it)."""
+
+    async def add(self, messages: Sequence[OutboxMessage]) -> None:
+        """Insert the messages (one statement); ``AlreadyExistsError`` when an id is taken."""
+
+    async def get(self, message_id: str) -> OutboxMessage | None: ...
+
+    async def due(self, now: Timestamp, limit: int) -> Sequence[OutboxMessage]:
+        """Pending messages whose ``next_attempt_at`` is not after ``now`` and that no live
+        claim holds, oldest first, at most ``limit``: candidates, each still to be claimed."""
+
+    async def claim(self, message_id: str, token: str, now: Timestamp, until: Timestamp
+                    ) -> bool:
+        """Only if the message is pending, due, and unclaimed or its claim expired by ``now``:
+        hold it for ``token`` until ``until`` and count an attempt. True for exactly one of
+        concurrent callers; on False nothing changed."""
+
+    async def finish(self, message_id: str, token: str, now: Timestamp) -> bool:
+        """Mark done, only while ``token`` holds the claim."""
+
+    async def retry_at(self, message_id: str, token: str, at: Timestamp, error: str) -> bool:
+        """Release the claim and make the message due again at ``at``, noting ``error``; only
+        while ``token`` holds the claim."""
+
+    async def give_up(self, message_id: str, token: str, now: Timestamp, error: str) -> bool:
+        """Mark failed for good, noting ``error``; only while ``token`` holds the claim."""
+
+    async def list(self, limit: int = 1000) -> Sequence[OutboxMessage]:
+        """Every message, oldest first (operators and tests)."""
+
+    async def purge(self, finished_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) done or failed messages finished before
+        ``finished_before``; return how many."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without ``commit()`` rolls back."""
 
@@ -290,6 +333,8 @@ class UnitOfWork(Protocol):
     def grants(self) -> GrantRepository: ...
     @property
     def authorization_codes(self) -> AuthorizationCodeRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

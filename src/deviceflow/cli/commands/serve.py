@@ -93,6 +93,7 @@ def command(**options: Any) -> None:
     from ...server.embedded import port_in_use, uvicorn_options
     from ...server.keys import load_keyring
     from ...server.logs import configure
+    from ...server.notifications.setup import webhook_secret
     from ..exit_codes import config_error
 
     settings = settings_from(options)
@@ -107,6 +108,7 @@ def command(**options: Any) -> None:
     # start with one sentence and exit 3 (docs/cli.md), before any file is created.
     async def prepare() -> None:
         refuse_exposed_key_material(settings)
+        webhook_secret(settings)  # a malformed or exposed webhook secret stops the start too
         store = await open_store(settings.effective_db, migrate=settings.migrate_on_start)
         try:
             await load_keyring(store, key_source(settings), settings.signing_alg,

@@ -21,13 +21,41 @@ def command() -> None:
 @command.command("add")
 @click.argument("username")
 @click.option("--name", default="", help="Display name (default: the username).")
+@click.option("--email", default=None,
+              help='Where "A device signed in to your account" is sent (needs SMTP settings).')
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @db_option
-def add(username: str, name: str, password_stdin: bool, db: str | None) -> None:
+def add(username: str, name: str, email: str | None, password_stdin: bool,
+        db: str | None) -> None:
     """Add a user; the password is asked for (or read from stdin), stored with argon2id."""
+    if email:
+        _check_email(email)  # before the password prompt
     password = read_password(password_stdin)
-    user = run_admin(db, lambda admin: admin.add_user(username, password, name))
+    user = run_admin(db, lambda admin: admin.add_user(username, password, name, email))
     click.echo(f"Added user {user.username} (sub {user.user_id}).", err=True)
+
+
+def _check_email(email: str) -> None:
+    from ...protocol.email_address import EmailAddressRefused, normalized_email
+
+    try:
+        normalized_email(email)
+    except EmailAddressRefused as exc:
+        raise click.BadParameter(str(exc), param_hint="--email") from None
+
+
+@command.command("update")
+@click.argument("username")
+@click.option("--email", required=True,
+              help='Where "A device signed in to your account" is sent; "" removes it.')
+@db_option
+def update(username: str, email: str, db: str | None) -> None:
+    """Change a user's e-mail address."""
+    if email:
+        _check_email(email)
+    stored = run_admin(db, lambda admin: admin.set_email(username, email or None))
+    what = f"e-mail {stored}" if stored else "no e-mail address"
+    click.echo(f"Updated user {username}: {what}.", err=True)
 
 
 @command.command("list")
@@ -38,10 +66,11 @@ def list_(db: str | None) -> None:
     if not users:
         click.echo("No users. Add one with: deviceflow user add NAME", err=True)
         return
-    click.echo(f"{'USERNAME':<24} {'NAME':<24} {'SUB':<34} CREATED")
+    click.echo(f"{'USERNAME':<24} {'NAME':<24} {'SUB':<34} {'CREATED':<17} EMAIL")
     for u in users:
         created = dt.datetime.fromtimestamp(u.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{u.username:<24} {u.name:<24} {u.user_id:<34} {created}")
+        click.echo(f"{u.username:<24} {u.name:<24} {u.user_id:<34} {created:<17} "
+                   f"{u.email or '-'}")
 
 
 def _signed_out(ended: SignedOut) -> str:

@@ -28,6 +28,7 @@ from .authorization import AuthorizationService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
 from .introspection import IntrospectionService
+from .notify import Notifier
 from .revocation import LoginEnded, RevocationService
 from .sessions import SessionService, SignedIn
 from .tokens import TokenService
@@ -55,9 +56,10 @@ class DeviceFlowService:
         clock: Clock = time.time,
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
-                                  poll_state=poll_state)
+                                  poll_state=poll_state, notifier=notifier)
         self.revocation = RevocationService(self.ctx)
         self.authorization = AuthorizationService(self.ctx, self.revocation)
         self.tokens = TokenService(self.ctx, self.authorization)
@@ -106,6 +108,7 @@ __all__ = [
     "DeviceService",
     "IntrospectionService",
     "LoginEnded",
+    "Notifier",
     "PendingRequest",
     "RevocationService",
     "ServiceContext",

@@ -12,6 +12,7 @@ import anyio
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
+from ...protocol.email_address import EmailAddressRefused, normalized_email
 from ...protocol.models import (
     CLIENT_CREDENTIALS_GRANT,
     ActiveGrant,
@@ -25,6 +26,7 @@ from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
 from .. import identity
 from .audit import AuditService
 from .context import Clock
+from .notify import Notifier
 from .revocation import LoginEnded, end_selected_logins_in
 
 MAX_CLIENT_NAME = 100
@@ -70,6 +72,12 @@ def check_grants(client_type: ClientType, grant_types: frozenset[str]) -> None:
     if client_type is ClientType.PUBLIC and CLIENT_CREDENTIALS_GRANT in grant_types:
         raise AdminRefused("only a confidential client may use client_credentials "
                            "(add it with --confidential)")
+def checked_email(address: str) -> str:
+    """The normalized address, or ``AdminRefused`` with the reason (syntax only, no DNS)."""
+    try:
+        return normalized_email(address)
+    except EmailAddressRefused as exc:
+        raise AdminRefused(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +107,30 @@ class AdminService:
         self.store = store
         self._clock = clock
         self.audit = AuditService(store, clock)
+        # Always on: the CLI does not know the servers' destinations; their delivery task does.
+        self.notifier = Notifier(clock, enabled=True)
         self.access_token_lifetime = access_token_lifetime
 
-    async def add_user(self, username: str, password: str, name: str = "") -> User:
+    async def add_user(self, username: str, password: str, name: str = "",
+                       email: str | None = None) -> User:
+        address = checked_email(email) if email else None
         password_hash = await anyio.to_thread.run_sync(identity.hash_password, password)
         user = User(identity.new_user_id(), username, name or username, password_hash,
-                    self._clock())
+                    self._clock(), email=address)
         async with self.store.unit_of_work() as uow:
             await uow.users.add(user)
             await uow.commit()
         return user
+
+    async def set_email(self, username: str, email: str | None) -> str | None:
+        """Set the address "A device signed in to your account" goes to (``None`` or empty:
+        none); return the stored form. ``AdminRefused`` for a bad address or unknown user."""
+        address = checked_email(email) if email else None
+        async with self.store.unit_of_work() as uow:
+            if not await uow.users.set_email(username, address):
+                raise AdminRefused(f"no user named {username!r}")
+            await uow.commit()
+        return address
 
     async def list_users(self) -> Sequence[User]:
         async with self.store.unit_of_work(read_only=True) as uow:
@@ -158,7 +180,7 @@ class AdminService:
         return await end_selected_logins_in(
             uow, actor=AuditActor.OPERATOR.value, now=self._clock(),
             access_token_lifetime=self.access_token_lifetime, audit=self.audit,
-            user_id=user_id, client_id=client_id, family_id=family_id)
+            user_id=user_id, client_id=client_id, family_id=family_id, notifier=self.notifier)
 
     def _emit(self, logins: Sequence[LoginEnded]) -> None:
         for login in logins:

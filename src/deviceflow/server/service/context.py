@@ -15,6 +15,7 @@ from ..keys import KeyRing
 from ..polling import MemoryPollState, PollState
 from ..ratelimit import Limiter
 from .audit import AuditService
+from .notify import Notifier
 
 Clock = Callable[[], float]
 
@@ -53,6 +54,7 @@ class ServiceContext:
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
         denylist: Denylist | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -63,6 +65,7 @@ class ServiceContext:
         self.poll_state: PollState = poll_state or MemoryPollState()
         self.denylist = denylist or Denylist(store, clock)
         self.audit = AuditService(store, clock, policy.audit_retention)
+        self.notifier = notifier or Notifier(clock, enabled=False)
         self._clients: dict[str, tuple[Client, float]] = {}
 
     def now(self) -> Timestamp:

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 from ...protocol import client_auth, revocation, tokens
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType
-from ...protocol.models import Client, DeniedToken, RefreshToken, Timestamp
+from ...protocol.models import ActiveGrant, Client, DeniedToken, RefreshToken, Timestamp
+from ...protocol.notifications import NotificationType
 from ...protocol.params import FormParams
 from ...protocol.revocation import TokenKind
 from ...storage.interface import UnitOfWork
 from ..keys import TokenVerificationError
 from .audit import AuditService
 from .context import ServiceContext
+from .notify import Notifier
 
 log = logging.getLogger("deviceflow.service")
 
@@ -33,6 +35,9 @@ class LoginEnded:
     """How many refresh tokens of the family were still active (or rotated) and are revoked."""
     entries: tuple[DeniedToken, ...]
     events: tuple[AuditEvent, ...] = ()
+    grant: ActiveGrant | None = None
+    """The login as it was before it ended (whose, which client, where it began), when the
+    notifications needed it."""
 
 
 def audit_actor(actor: str) -> tuple[AuditActor, str | None]:
@@ -45,12 +50,20 @@ def audit_actor(actor: str) -> tuple[AuditActor, str | None]:
 
 async def end_login_in(
     uow: UnitOfWork, family_id: str, *, actor: str, now: Timestamp,
-    access_token_lifetime: int, audit: AuditService,
+    access_token_lifetime: int, audit: AuditService, notifier: Notifier | None = None,
+    grant: ActiveGrant | None = None,
 ) -> LoginEnded:
     """The one step every path that ends a login takes, inside the caller's transaction:
     revoke the family's refresh tokens (idempotent), deny its access tokens, and record it in
-    the audit log when it changed anything. ``actor``: see ``audit_actor``."""
+    the audit log when it changed anything; with an enabled ``notifier``, also a ``revoked``
+    notification in the outbox (issue 10 §4). ``actor``: see ``audit_actor``. ``grant``: the
+    login as the caller listed it (else read here, only when notifying)."""
     entry = revocation.family_entry(family_id, now, access_token_lifetime)
+    notifying = notifier is not None and notifier.enabled
+    if notifying and grant is None:
+        # Read before the revocation: afterwards the family is no longer a signed-in device.
+        found = await uow.grants.active(now, family_id=family_id)
+        grant = found[0] if found else None
     count = await uow.refresh_tokens.revoke_family(family_id)
     await uow.denylist.add(entry)
     events: tuple[AuditEvent, ...] = ()
@@ -61,13 +74,20 @@ async def end_login_in(
             detail=f"login ended: {count} refresh tokens revoked, its access tokens denied"),)
         log.info("login ended by %s: %d refresh tokens revoked, its access tokens denied",
                  actor, count)
-    return LoginEnded(count, (entry,), events)
+        if notifier is not None and notifying:
+            await notifier.add_in(uow, notifier.notification(
+                NotificationType.REVOKED,
+                client_id=grant.client_id if grant else client_id,
+                user_id=grant.user_id if grant else None, family_id=family_id,
+                origin=grant.origin if grant else None, actor=who.value,
+                detail=f"{count} refresh tokens revoked", occurred_at=now))
+    return LoginEnded(count, (entry,), events, grant)
 
 
 async def end_selected_logins_in(
     uow: UnitOfWork, *, actor: str, now: Timestamp, access_token_lifetime: int,
     audit: AuditService, user_id: str | None = None, client_id: str | None = None,
-    family_id: str | None = None,
+    family_id: str | None = None, notifier: Notifier | None = None,
 ) -> list[LoginEnded]:
     """``end_login_in`` for every signed-in family the filters select; return the logins this
     call ended (a family another revoker ended first changes nothing here, and is left out).
@@ -77,7 +97,8 @@ async def end_selected_logins_in(
     grants = await uow.grants.active(now, user_id=user_id, client_id=client_id,
                                      family_id=family_id)
     ended = [await end_login_in(uow, grant.family_id, actor=actor, now=now,
-                                access_token_lifetime=access_token_lifetime, audit=audit)
+                                access_token_lifetime=access_token_lifetime, audit=audit,
+                                notifier=notifier, grant=grant)
              for grant in grants]
     return [one for one in ended if one.refresh_tokens]
 
@@ -105,7 +126,7 @@ class RevocationService:
             ended = await end_selected_logins_in(
                 uow, actor=actor, now=ctx.clock(),
                 access_token_lifetime=ctx.policy.token.access_token_lifetime,
-                audit=ctx.audit, user_id=user_id)
+                audit=ctx.audit, user_id=user_id, notifier=ctx.notifier)
             await uow.commit()
         for one in ended:
             self.committed(one)
@@ -117,7 +138,8 @@ class RevocationService:
         ctx = self.ctx
         return await end_login_in(
             uow, family_id, actor=actor, now=ctx.clock(),
-            access_token_lifetime=ctx.policy.token.access_token_lifetime, audit=ctx.audit)
+            access_token_lifetime=ctx.policy.token.access_token_lifetime, audit=ctx.audit,
+            notifier=ctx.notifier)
 
     def committed(self, ended: LoginEnded) -> None:
         """After the commit: this worker refuses the tokens at once (others within a second),
@@ -125,6 +147,8 @@ class RevocationService:
         self.ctx.denylist.note(ended.entries)
         for event in ended.events:
             self.ctx.audit.emit(event)
+        if ended.refresh_tokens:
+            self.ctx.notifier.wake()
 
     # --- RFC 7009 §2 -----------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ...protocol.models import (
     RequestOrigin,
     Timestamp,
 )
+from ...protocol.notifications import NotificationType
 from ...protocol.params import FormParams
 from ...protocol.scopes import PROFILE
 from ...storage.interface import AlreadyExistsError
@@ -251,6 +252,12 @@ class TokenService:
                         user_id=token.user_id if token else None, client_id=client.client_id,
                         family_id=decision.family_id,
                         detail=f"{ended.refresh_tokens} refresh tokens revoked")
+                    await ctx.notifier.add_in(uow, ctx.notifier.notification(
+                        NotificationType.REFRESH_REUSE_DETECTED,
+                        user_id=token.user_id if token else None, client_id=client.client_id,
+                        family_id=decision.family_id,
+                        origin=ended.grant.origin if ended.grant else None,
+                        detail=event.detail, occurred_at=now))
                     await uow.commit()
                     self._revocation.committed(ended)
                     ctx.audit.emit(event)

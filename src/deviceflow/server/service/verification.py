@@ -12,6 +12,7 @@ from ...protocol.codes import format_user_code, normalize_user_code
 from ...protocol.grants.device_code import family_id
 from ...protocol.grants.refresh_token import issues_refresh_token
 from ...protocol.models import BrowserSessionStatus, DeviceStatus, RequestOrigin, Timestamp
+from ...protocol.notifications import NotificationType
 from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
 from ...protocol.verification import Decision, decide, is_actionable
 from ..ratelimit import Check, ip_key
@@ -184,11 +185,18 @@ class VerificationService:
             new = decide(record, decision, user_id, auth_time, now)
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
+            approved = decision is Decision.APPROVE
             event = await ctx.audit.append(
-                uow, AuditEventType.APPROVED if decision is Decision.APPROVE
-                else AuditEventType.DENIED,
+                uow, AuditEventType.APPROVED if approved else AuditEventType.DENIED,
                 user_id=user_id, client_id=record.client_id, family_id=family_id(record))
+            # The warning "A device signed in to your account" (issue 10 §4) and the operator's
+            # webhook: one outbox row in this transaction, sent later by the delivery task.
+            await ctx.notifier.add_in(uow, ctx.notifier.notification(
+                NotificationType.APPROVED if approved else NotificationType.DENIED,
+                client_id=record.client_id, user_id=user_id, family_id=family_id(record),
+                origin=record.origin, occurred_at=now))
             await uow.commit()
         ctx.audit.emit(event)
+        ctx.notifier.wake()
         await ctx.poll_state.decided(new.device_code_hash, new.expires_at, now)
         return DecisionOutcome.RECORDED

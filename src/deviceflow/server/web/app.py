@@ -35,10 +35,11 @@ from ...protocol.scopes import STANDARD_SCOPES
 from ...storage.interface import Store
 from ..bootstrap import STARTUP_REFUSALS, key_source, open_store, refuse_exposed_key_material
 from ..keys import KeyRing, load_keyring
+from ..notifications.setup import Delivery, delivery_from_settings
 from ..polling import MemoryPollState, PollState, RedisPollState
 from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
-from ..service import DeviceFlowService, ServicePolicy
+from ..service import DeviceFlowService, Notifier, ServicePolicy
 from . import errors, pages
 from . import metrics as metrics_endpoint
 from .branding import Branding
@@ -106,10 +107,13 @@ def create_app(
     store: Store | None = None,
     kek: KeySource | None = None,
     clock: Callable[[], float] | None = None,
+    delivery: Delivery | None = None,
 ) -> Starlette:
     """Build the ASGI app. ``store`` overrides the configured database (tests use the memory
     store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up, after
     refusing key material other users can read.
+
+    ``delivery`` overrides the notification senders the settings name (tests).
 
     ``kek`` is the key-encryption key of the server secrets: by default the one the settings
     name (``DEVICEFLOW_SECRET_KEY`` or the key file); with a ``store`` handed in, a fresh key for
@@ -165,6 +169,7 @@ def create_app(
             else:
                 active = store
             keyring = await _keyring(active)
+            sending = delivery or delivery_from_settings(settings)
         except STARTUP_REFUSALS as exc:
             app.state.startup_error = exc
             raise
@@ -174,8 +179,11 @@ def create_app(
         poll_state: PollState = (
             RedisPollState(settings.redis) if settings.redis else MemoryPollState()
         )
+        notifier = Notifier(now, enabled=sending.destinations.any)
         service = DeviceFlowService(active, keyring, policy, limiter, clock=now,
-                                    poll_state=poll_state)
+                                    poll_state=poll_state, notifier=notifier)
+        worker = sending.worker(active, now)
+        app.state.notifications = worker
         app.state.service = service
         app.state.settings = settings
         app.state.readiness = health.Readiness(active, settings.redis)
@@ -188,9 +196,12 @@ def create_app(
                      introspection=settings.enable_introspection),
         )
         tasks = (
-            asyncio.create_task(_purge_forever(service, settings.purge_interval)),
+            asyncio.create_task(_purge_forever(service, settings.purge_interval,
+                                               worker.purge_finished)),
             asyncio.create_task(_reload_keys_forever(keyring, active,
                                                      settings.signing_key_reload_interval)),
+            asyncio.create_task(worker.run_forever(settings.notification_poll_interval,
+                                                   notifier.wakeup)),
         )
         try:
             yield
@@ -201,6 +212,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             metrics.stopped()
+            await sending.close()
             await app.state.readiness.close()
             await poll_state.close()
             await limiter.close()
@@ -274,7 +286,8 @@ def create_app(
     return app
 
 
-async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
+async def _purge_forever(service: DeviceFlowService, interval: float,
+                         *more: Callable[[], Awaitable[int]]) -> None:
     """Housekeeping off the request path: small batches, then yield to requests. Each kind of
     record drains on its own, so one failing does not stop the others."""
     purges: tuple[Callable[[], Awaitable[int]], ...] = (
@@ -282,6 +295,7 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
         service.authorization.purge_expired,
         service.sessions.purge_expired,
         service.ctx.audit.purge_expired,
+        *more,
     )
     while True:
         await asyncio.sleep(interval)

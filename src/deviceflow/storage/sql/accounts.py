@@ -121,7 +121,15 @@ def _user(row: Row[Any]) -> User:
         name=row.name,
         password_hash=row.password_hash,
         created_at=row.created_at,
+        email=row.email,
     )
+
+
+_USER_SET_EMAIL = (
+    update(_u)
+    .where(_u.c.username == bindparam("b_username"))
+    .values(email=bindparam("b_email"))
+)
 
 
 class SqlUsers:
@@ -144,6 +152,7 @@ class SqlUsers:
             "name": user.name,
             "password_hash": user.password_hash,
             "created_at": user.created_at,
+            "email": user.email,
         }
         await _insert(self._conn, _USER_INSERT, values, user.username)
 
@@ -157,4 +166,9 @@ class SqlUsers:
     async def set_password_hash(self, username: str, password_hash: str) -> bool:
         params = {"b_username": username, "b_password_hash": password_hash}
         result = await self._conn.execute(_USER_SET_PASSWORD, params)
+        return result.rowcount == 1
+
+    async def set_email(self, username: str, email: str | None) -> bool:
+        params = {"b_username": username, "b_email": email}
+        result = await self._conn.execute(_USER_SET_EMAIL, params)
         return result.rowcount == 1

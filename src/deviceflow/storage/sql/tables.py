@@ -64,6 +64,7 @@ users = Table(
     Column("name", Text, nullable=False),
     Column("password_hash", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("email", Text, nullable=True),  # where sign-in warnings go (0009)
     UniqueConstraint("username"),
 )
 
@@ -229,6 +230,30 @@ signing_keys = Table(
           sqlite_where=text("signs_until IS NULL"), postgresql_where=text("signs_until IS NULL")),
 )
 
+# Notifications waiting to be delivered (protocol/notifications.py), written in the transaction of
+# what they report; delivery claims a row with a compare-and-set on ``claimed_until`` (0009).
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("destination", Text, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("claimed_until", Double, nullable=True),
+    Column("claim_token", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("finished_at", Double, nullable=True),
+    CheckConstraint("kind IN ('event', 'email', 'webhook')", name="kind"),
+    CheckConstraint("status IN ('pending', 'done', 'failed')", name="status"),
+    Index(None, "status", "next_attempt_at"),  # the workers' scan for due messages
+    Index(None, "finished_at"),  # purge
+)
+
 __all__ = [
     "NAMING_CONVENTION",
     "audit_log",
@@ -238,6 +263,7 @@ __all__ = [
     "device_authorizations",
     "grants",
     "metadata",
+    "notification_outbox",
     "refresh_tokens",
     "server_secrets",
     "signing_keys",

@@ -25,6 +25,7 @@ from .authorization_codes import SqlAuthorizationCodes
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
 from .grants import SqlGrants
+from .outbox import SqlOutbox
 from .refresh_tokens import SqlRefreshTokens
 from .secrets import SqlSecrets
 from .sessions import SqlBrowserSessions
@@ -63,6 +64,7 @@ class SqlUnitOfWork:
     signing_keys: SqlSigningKeys
     grants: SqlGrants
     authorization_codes: SqlAuthorizationCodes
+    outbox: SqlOutbox
 
     __slots__ = (
         "_conn",
@@ -78,6 +80,7 @@ class SqlUnitOfWork:
         "denylist",
         "device_authorizations",
         "grants",
+        "outbox",
         "refresh_tokens",
         "secrets",
         "signing_keys",
@@ -138,6 +141,7 @@ class SqlUnitOfWork:
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
+        self.outbox = SqlOutbox(conn)
         return self
 
     async def __aexit__(
@@ -306,8 +310,11 @@ class InlineReadUnitOfWork:
     grants: SqlGrants
     authorization_codes: SqlAuthorizationCodes
 
+    outbox: SqlOutbox
+
     __slots__ = ("_reader", "audit_log", "authorization_codes", "browser_sessions", "clients",
-                 "denylist", "device_authorizations", "grants", "refresh_tokens", "secrets",
+                 "denylist", "device_authorizations", "grants", "outbox", "refresh_tokens",
+                 "secrets",
                  "signing_keys", "users")
 
     def __init__(self, reader: InlineReader) -> None:
@@ -326,6 +333,7 @@ class InlineReadUnitOfWork:
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
+        self.outbox = SqlOutbox(conn)
         return self
 
     async def __aexit__(

@@ -1,6 +1,6 @@
 """Authorization code grant: clients' redirect URIs and an ``authorization_codes`` table.
 
-Revision ID: 0009_server9
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_server9"
+revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
