@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .proximity import NetworkFacts, ProximityPolicy
+
 Timestamp = float
 """Seconds since the Unix epoch (UTC). Dialect-neutral in SQL and cheap to compare."""
 
@@ -58,6 +60,19 @@ class Client:
     secret_hash: str | None = None
     device_code_lifetime: int | None = None
     created_at: Timestamp = 0.0
+    # Device-flow rules (docs/operator.md, "Per-client device-flow rules"; RFC 10027 §6.1).
+    proximity_policy: ProximityPolicy | None = None
+    """This client's proximity policy; None follows the server's ``proximity_policy``."""
+    device_networks: tuple[str, ...] = ()
+    """CIDR networks device authorization may come from (BCP §6.1.8); empty: anywhere."""
+    device_countries: tuple[str, ...] = ()
+    """ISO country codes device authorization may come from; empty: anywhere."""
+    device_scopes: frozenset[str] | None = None
+    """The scopes the device grant may carry (BCP §6.1.9); None: all of ``scopes``."""
+    device_access_token_lifetime: int | None = None
+    """Access tokens from a device-grant login live at most this long (BCP §6.1.10)."""
+    device_refresh_token_lifetime: int | None = None
+    """A device-grant login's refresh tokens end at most this long after its approval."""
 
     @property
     def is_public(self) -> bool:
@@ -74,10 +89,24 @@ class ClientChanges:
     device_code_lifetime: int | None = None
     default_device_code_lifetime: bool = False
     """Forget the client's own device code lifetime: the server's default applies again."""
+    proximity_policy: ProximityPolicy | None = None
+    default_proximity_policy: bool = False
+    """Forget the client's own proximity policy: the server's applies again."""
+    device_networks: tuple[str, ...] | None = None
+    """Replaces the list; an empty tuple removes the restriction."""
+    device_countries: tuple[str, ...] | None = None
+    device_scopes: frozenset[str] | None = None
+    """Replaces the allow-list; an empty set removes it."""
+    device_access_token_lifetime: int | None = None
+    """0 removes the client's own lifetime (the server's applies)."""
+    device_refresh_token_lifetime: int | None = None
 
     def is_empty(self) -> bool:
-        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime) == (
-            None, None, None, None) and not self.default_device_code_lifetime
+        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime,
+                self.proximity_policy, self.device_networks, self.device_countries,
+                self.device_scopes, self.device_access_token_lifetime,
+                self.device_refresh_token_lifetime) == (None,) * 10 and not (
+            self.default_device_code_lifetime or self.default_proximity_policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +158,9 @@ class DeviceAuthorization:
     user_id: str | None = None
     auth_time: Timestamp | None = None
     decided_at: Timestamp | None = None
+    network: NetworkFacts | None = None
+    """What was known about the device's network when it asked (RFC 10027 §6.1.1); None when
+    the proximity policy was off, or for a code from before it was recorded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class _State:
         self.audit_log: list[AuditEvent] = []  # in order of appending
         self.signing_keys: dict[str, SigningKeyRecord] = {}
         self.grants: dict[str, GrantRecord] = {}
+        self.code_accounts: dict[str, tuple[set[str], Timestamp]] = {}
 
 
 class MemoryClients:
@@ -75,7 +76,31 @@ class MemoryClients:
             device_code_lifetime=None if changes.default_device_code_lifetime
             else changes.device_code_lifetime or client.device_code_lifetime,
         )
+        self._s.clients[client_id] = _with_rules(self._s.clients[client_id], changes)
         return True
+
+
+def _with_rules(client: Client, changes: ClientChanges) -> Client:
+    """The device-flow rules ``changes`` names; empty lists and sets, and lifetime 0, remove a
+    rule (as NULL does in SQL)."""
+    def lifetime(new: int | None, old: int | None) -> int | None:
+        return old if new is None else (new or None)
+
+    return dataclasses.replace(
+        client,
+        proximity_policy=None if changes.default_proximity_policy
+        else changes.proximity_policy or client.proximity_policy,
+        device_networks=client.device_networks if changes.device_networks is None
+        else changes.device_networks,
+        device_countries=client.device_countries if changes.device_countries is None
+        else changes.device_countries,
+        device_scopes=client.device_scopes if changes.device_scopes is None
+        else (changes.device_scopes or None),
+        device_access_token_lifetime=lifetime(changes.device_access_token_lifetime,
+                                              client.device_access_token_lifetime),
+        device_refresh_token_lifetime=lifetime(changes.device_refresh_token_lifetime,
+                                               client.device_refresh_token_lifetime),
+    )
 
 
 class MemoryUsers:
@@ -141,11 +166,20 @@ class MemoryDeviceAuthorizations:
         )
         return True
 
+    async def note_account(self, device_code_hash: str, user_id: str,
+                           expires_at: Timestamp) -> int:
+        # No await between reading and adding: atomic under asyncio.
+        accounts, _ = self._s.code_accounts.setdefault(device_code_hash, (set(), expires_at))
+        accounts.add(user_id)
+        return len(accounts)
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         doomed = [k for k, r in self._s.devices.items() if r.expires_at < expired_before][:limit]
         for key in doomed:
             record = self._s.devices.pop(key)
             self._s.user_codes.pop(record.user_code_hash, None)
+        for key in [k for k, (_, exp) in self._s.code_accounts.items() if exp < expired_before]:
+            del self._s.code_accounts[key]
         return len(doomed)
 
 

@@ -32,6 +32,7 @@ KEY = StoredSecret(b"key", SecretEncryption.AES_256_GCM)
 TABLES = {
     "clients", "users", "device_authorizations", "refresh_tokens", "server_secrets",
     "browser_sessions", "token_denylist", "audit_log", "signing_keys", "grants",
+    "code_accounts",
 }
 
 
@@ -46,7 +47,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0008"
+    assert head_revision() == "0009_prox10"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:
