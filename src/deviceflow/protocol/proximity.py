@@ -6,10 +6,10 @@ Pure: the facts about each side's network come in (``server/network`` looks them
 a level and reasons in plain words come out. What the server then does with the level is the
 proximity policy's (``ProximityPolicy``): record it, warn on the consent page, or refuse.
 
-The remote phishing this defends against (BCP §4.1.1, and example B2 in §4.3.2): an attacker starts a device
-authorization from a rented host, sends the victim the real verification URL and code, and
-polls for the tokens while the victim signs in and approves. The attacker's device and the
-victim are then on different networks, usually in a data centre and often in another country,
+The remote phishing this defends against (BCP §4.1.1, and example B2 in §4.3.2): an attacker
+starts a device authorization from a rented host, sends the victim the real verification URL and
+code, and polls for the tokens while the victim signs in and approves. The attacker's device and
+the victim are then on different networks, usually in a data centre and often in another country,
 and phishing kits create the code at the moment the victim clicks, so it is entered within
 seconds. None of these proves an attack (BCP §6.1.1's limitations: VPNs, a phone on mobile data
 beside a TV on Wi-Fi, borders), so each is a reason with a level, never a verdict on its own.
@@ -143,6 +143,33 @@ class RiskAssessment:
         return f"risk={self.level.label} reasons={codes}"
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A risk judgement with the policy it is acted on under: what the consent page, the
+    decision and (later) notifications read. Holds no secret (IP addresses and network names
+    only), so it may be logged, audited and sent to an operator's webhook."""
+
+    policy: ProximityPolicy
+    assessment: RiskAssessment
+    device: NetworkFacts
+    approver: NetworkFacts
+
+    @property
+    def level(self) -> RiskLevel:
+        return self.assessment.level
+
+    @property
+    def shows_warning(self) -> bool:
+        """The consent page shows the reasons (role="alert") and puts Deny first."""
+        return self.policy in (ProximityPolicy.WARN, ProximityPolicy.ENFORCE) \
+            and self.assessment.warns
+
+    @property
+    def blocks_approval(self) -> bool:
+        """Approving is refused and the request denied (the device gets ``access_denied``)."""
+        return self.policy is ProximityPolicy.ENFORCE and self.level is RiskLevel.HIGH
+
+
 _THE = frozenset({
     "United States", "United Kingdom", "Netherlands", "Philippines", "Czech Republic",
     "United Arab Emirates", "Bahamas", "Gambia", "Maldives", "Seychelles", "Dominican Republic",
@@ -251,6 +278,7 @@ __all__ = [
     "MANY_ACCOUNTS",
     "MANY_PENDING",
     "SEVERAL_ACCOUNTS",
+    "Judgement",
     "NetworkFacts",
     "ProximityPolicy",
     "Reason",

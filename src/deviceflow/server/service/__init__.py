@@ -18,6 +18,7 @@ from ...protocol.codes import CodeSource
 from ...protocol.models import Timestamp
 from ...storage.interface import Store
 from ..keys import KeyRing
+from ..network import NetworkLookup
 from ..polling import PollState
 from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
@@ -53,9 +54,10 @@ class DeviceFlowService:
         clock: Clock = time.time,
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
+        network: NetworkLookup | None = None,
     ) -> None:
         self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
-                                  poll_state=poll_state)
+                                  poll_state=poll_state, network=network)
         self.tokens = TokenService(self.ctx)
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)

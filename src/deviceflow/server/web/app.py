@@ -29,10 +29,18 @@ from ...protocol.models import (
     DevicePolicy,
     TokenPolicy,
 )
+from ...protocol.proximity import ProximityPolicy
 from ...protocol.scopes import STANDARD_SCOPES
 from ...storage.interface import Store
-from ..bootstrap import STARTUP_REFUSALS, key_source, open_store, refuse_exposed_key_material
+from ..bootstrap import (
+    STARTUP_REFUSALS,
+    key_source,
+    network_lookup,
+    open_store,
+    refuse_exposed_key_material,
+)
 from ..keys import KeyRing, load_keyring
+from ..network import NetworkLookup
 from ..polling import MemoryPollState, PollState, RedisPollState
 from ..ratelimit import BruteForcePolicy, Limiter
 from ..secretbox import KeySource, SecretBox
@@ -91,6 +99,7 @@ def create_app(
     store: Store | None = None,
     kek: KeySource | None = None,
     clock: Callable[[], float] | None = None,
+    network: NetworkLookup | None = None,
 ) -> Starlette:
     """Build the ASGI app. ``store`` overrides the configured database (tests use the memory
     store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up, after
@@ -99,6 +108,8 @@ def create_app(
     ``kek`` is the key-encryption key of the server secrets: by default the one the settings
     name (``DEVICEFLOW_SECRET_KEY`` or the key file); with a ``store`` handed in, a fresh key for
     this app alone (a memory store lives no longer than the app anyway).
+
+    ``network`` overrides the network lookup the settings name (tests inject their own).
 
     A start-up refusal (an exposed file, a missing or wrong key) is kept in
     ``app.state.startup_error`` too, for a caller that only sees "did not start"."""
@@ -126,6 +137,7 @@ def create_app(
         session_lifetime=settings.session_lifetime,
         approval_max_age=settings.approval_max_age,
         audit_retention=settings.audit_retention,
+        proximity_policy=ProximityPolicy(settings.proximity_policy),
     )
 
     async def _keyring(active: Store) -> KeyRing:
@@ -143,6 +155,8 @@ def create_app(
         own_store = store is None
         active: Store
         try:
+            # First: a missing network database refuses the start before any file is made.
+            lookup = network or network_lookup(settings)
             if store is None:
                 refuse_exposed_key_material(settings)
                 active = await open_store(settings.effective_db,
@@ -160,7 +174,7 @@ def create_app(
             RedisPollState(settings.redis) if settings.redis else MemoryPollState()
         )
         service = DeviceFlowService(active, keyring, policy, limiter, clock=now,
-                                    poll_state=poll_state)
+                                    poll_state=poll_state, network=lookup)
         app.state.service = service
         app.state.settings = settings
         app.state.readiness = health.Readiness(active, settings.redis)
@@ -189,6 +203,7 @@ def create_app(
             await app.state.readiness.close()
             await poll_state.close()
             await limiter.close()
+            lookup.close()
             if own_store:
                 await active.close()
 
