@@ -48,6 +48,7 @@ from ..service import DeviceFlowService, ServicePolicy
 from . import errors
 from . import metrics as metrics_endpoint
 from .endpoints import (
+    consent,
     device_authorization,
     devices,
     discovery,
@@ -213,6 +214,7 @@ def create_app(
         *discovery.routes,
         *health.routes,
         *verification.routes,
+        *consent.routes,
         *devices.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
