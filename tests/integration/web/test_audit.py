@@ -278,9 +278,9 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
     # with its reasons: here both addresses are documentation ones, not globally routed, so
     # both sides count as the local network and the risk is low.
     judged = [r for r in everything if r.event is E.PROXIMITY_ASSESSED]
-    assert judged and all(
-        r.detail == "risk=low reasons=same_private_network policy=warn" and r.user_id == alice_id
-        and r.ip_address == BROWSER_IP for r in judged)
+    assert judged
+    assert {(r.detail, r.user_id, r.ip_address) for r in judged} == {
+        ("risk=low reasons=same_private_network policy=warn", alice_id, BROWSER_IP)}
     rows = [r for r in everything if r.event is not E.PROXIMITY_ASSESSED]
     assert [r.event for r in rows] == [
         E.DEVICE_AUTHORIZATION_REQUESTED, E.CODE_ENTRY_REFUSED, E.SIGN_IN_FAILED,
@@ -324,7 +324,7 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
     lines = audit_lines(logs)
     assert [line["event"] for line in lines] == [r.event.value for r in everything]
     assert lines[0]["request_id"] == "req-authorize"
-    issued_line = [line for line in lines if line["event"] == E.TOKENS_ISSUED.value][0]
+    issued_line = next(line for line in lines if line["event"] == E.TOKENS_ISSUED.value)
     assert (issued_line["user_id"], issued_line["client_id"], issued_line["ip_address"],
             issued_line["family_id"], issued_line["grant_type"]) == (
         alice_id, "tv", DEVICE_IP, fam_a, DEVICE_GRANT)
