@@ -3,6 +3,7 @@ takes a record and returns a new one; storage persists it with a compare-and-set
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -107,6 +108,29 @@ class ClientChanges:
                 self.device_scopes, self.device_access_token_lifetime,
                 self.device_refresh_token_lifetime) == (None,) * 10 and not (
             self.default_device_code_lifetime or self.default_proximity_policy)
+
+
+def with_device_rules(client: Client, changes: ClientChanges) -> Client:
+    """``client`` with the device-flow rules ``changes`` names; an empty list or set, or a
+    lifetime of 0, removes a rule (as NULL does in SQL)."""
+    def lifetime(new: int | None, old: int | None) -> int | None:
+        return old if new is None else (new or None)
+
+    return dataclasses.replace(
+        client,
+        proximity_policy=None if changes.default_proximity_policy
+        else changes.proximity_policy or client.proximity_policy,
+        device_networks=client.device_networks if changes.device_networks is None
+        else changes.device_networks,
+        device_countries=client.device_countries if changes.device_countries is None
+        else changes.device_countries,
+        device_scopes=client.device_scopes if changes.device_scopes is None
+        else (changes.device_scopes or None),
+        device_access_token_lifetime=lifetime(changes.device_access_token_lifetime,
+                                              client.device_access_token_lifetime),
+        device_refresh_token_lifetime=lifetime(changes.device_refresh_token_lifetime,
+                                               client.device_refresh_token_lifetime),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from ..protocol.models import (
     RefreshToken,
     Timestamp,
     User,
+    with_device_rules,
 )
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
 
@@ -76,31 +77,8 @@ class MemoryClients:
             device_code_lifetime=None if changes.default_device_code_lifetime
             else changes.device_code_lifetime or client.device_code_lifetime,
         )
-        self._s.clients[client_id] = _with_rules(self._s.clients[client_id], changes)
+        self._s.clients[client_id] = with_device_rules(self._s.clients[client_id], changes)
         return True
-
-
-def _with_rules(client: Client, changes: ClientChanges) -> Client:
-    """The device-flow rules ``changes`` names; empty lists and sets, and lifetime 0, remove a
-    rule (as NULL does in SQL)."""
-    def lifetime(new: int | None, old: int | None) -> int | None:
-        return old if new is None else (new or None)
-
-    return dataclasses.replace(
-        client,
-        proximity_policy=None if changes.default_proximity_policy
-        else changes.proximity_policy or client.proximity_policy,
-        device_networks=client.device_networks if changes.device_networks is None
-        else changes.device_networks,
-        device_countries=client.device_countries if changes.device_countries is None
-        else changes.device_countries,
-        device_scopes=client.device_scopes if changes.device_scopes is None
-        else (changes.device_scopes or None),
-        device_access_token_lifetime=lifetime(changes.device_access_token_lifetime,
-                                              client.device_access_token_lifetime),
-        device_refresh_token_lifetime=lifetime(changes.device_refresh_token_lifetime,
-                                               client.device_refresh_token_lifetime),
-    )
 
 
 class MemoryUsers:

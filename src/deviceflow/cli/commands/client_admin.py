@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ...protocol.models import GRANT_SHORT_NAMES as _GRANTS
+from . import _device_rules
 from ._admin import db_option, run_admin
 
 
@@ -24,18 +27,23 @@ def command() -> None:
               help="Scope the client may ask for; repeat. Default: openid profile.")
 @click.option("--expires-in", type=click.IntRange(30, 3600), default=None, metavar="SECONDS",
               help="Device code lifetime for this client (default: the server's).")
+@_device_rules.options
 @db_option
 def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
-        scopes: tuple[str, ...], expires_in: int | None, db: str | None) -> None:
+        scopes: tuple[str, ...], expires_in: int | None, db: str | None,
+        **rule_options: Any) -> None:
     """Register a client. A confidential client's secret is printed once and stored hashed."""
-    from ...protocol.models import ClientType
+    from ...protocol.models import ClientChanges, ClientType
 
+    rules = ClientChanges(**_device_rules.changes(rule_options))
     client_type = ClientType.PUBLIC if public else ClientType.CONFIDENTIAL
     client, secret = run_admin(db, lambda admin: admin.add_client(
         client_id, name, client_type, [_GRANTS[g] for g in grants],
-        list(scopes) or ["openid", "profile"], expires_in,
+        list(scopes) or ["openid", "profile"], expires_in, rules=rules,
     ))
     click.echo(f"Added {client_type} client {client.client_id}.", err=True)
+    if described := _device_rules.describe(client):
+        click.echo(f"Device-flow rules: {described}.", err=True)
     if not grants:
         click.echo("Note: no grants given, so this client cannot get tokens yet; give it one "
                    f"with: deviceflow client update {client.client_id} --grant device_code",
@@ -57,10 +65,11 @@ def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
               help="Device code lifetime for this client.")
 @click.option("--default-expires-in", is_flag=True,
               help="Use the server's device code lifetime again.")
+@_device_rules.options
 @db_option
 def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants: bool,
            scopes: tuple[str, ...], expires_in: int | None, default_expires_in: bool,
-           db: str | None) -> None:
+           db: str | None, **rule_options: Any) -> None:
     """Change a client: only what is given changes; --grant and --scope replace the lists.
     Running servers see the change within 5 seconds."""
     from ...protocol.models import ClientChanges
@@ -75,9 +84,11 @@ def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants:
         scopes=frozenset(scopes) if scopes else None,
         device_code_lifetime=expires_in,
         default_device_code_lifetime=default_expires_in,
+        **_device_rules.changes(rule_options),
     )
     if changes.is_empty():
-        raise click.UsageError("nothing to change: give --name, --grant, --scope or --expires-in")
+        raise click.UsageError("nothing to change: give --name, --grant, --scope, --expires-in "
+                               "or a device-flow rule (--proximity-policy, --device-…)")
     client = run_admin(db, lambda admin: admin.update_client(client_id, changes))
     short = {v: k for k, v in _GRANTS.items()}
     grants_text = " ".join(sorted(short.get(g, g) for g in client.grant_types)) or "none"
@@ -86,6 +97,8 @@ def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants:
     click.echo(f"Updated client {client.client_id} ({client.name}): grants {grants_text}; "
                f"scopes {' '.join(sorted(client.scopes))}; device codes live {lifetime}.",
                err=True)
+    if described := _device_rules.describe(client):
+        click.echo(f"Device-flow rules: {described}.", err=True)
 
 
 @command.command("list")

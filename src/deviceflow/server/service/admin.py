@@ -12,7 +12,14 @@ import anyio
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
-from ...protocol.models import ActiveGrant, Client, ClientChanges, ClientType, User
+from ...protocol.models import (
+    ActiveGrant,
+    Client,
+    ClientChanges,
+    ClientType,
+    User,
+    with_device_rules,
+)
 from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
 from .. import identity
 from .audit import AuditService
@@ -219,8 +226,11 @@ class AdminService:
     async def add_client(
         self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],
         scopes: Sequence[str], device_code_lifetime: int | None = None,
+        rules: ClientChanges | None = None,
     ) -> tuple[Client, str | None]:
-        """Register a client; a confidential client's secret is returned once, stored hashed."""
+        """Register a client; a confidential client's secret is returned once, stored hashed.
+        ``rules``: its device-flow rules (proximity policy, networks, countries, scopes,
+        lifetimes), stored with it in the same insert."""
         check_client_name(name)
         secret = identity.new_client_secret() if client_type is ClientType.CONFIDENTIAL else None
         client = Client(
@@ -229,6 +239,12 @@ class AdminService:
             secret_hash=hash_client_secret(secret) if secret else None,
             device_code_lifetime=device_code_lifetime, created_at=self._clock(),
         )
+        if rules is not None:
+            client = with_device_rules(client, rules)
+            if client.device_scopes is not None and not client.device_scopes <= client.scopes:
+                outside = " ".join(sorted(client.device_scopes - client.scopes))
+                raise AdminRefused(f"--device-scope {outside} is not among the client's scopes; "
+                                   "add it with --scope first")
         async with self.store.unit_of_work() as uow:
             try:
                 await uow.clients.add(client)
