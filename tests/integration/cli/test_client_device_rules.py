@@ -4,13 +4,11 @@ stored as given, shown back, removable, and bad input refused with one sentence 
 from __future__ import annotations
 
 import pytest
-from tests.integration.cli.test_operator_commands import (  # noqa: F401 - fixtures
-    Cli,
-    assert_clean_failure,
-    cli,
-    db_path,
-    env,
-)
+from tests.integration.cli import test_operator_commands as operator
+from tests.integration.cli.test_operator_commands import Cli, assert_clean_failure
+
+# The operator commands' fixtures: a clean environment and a SQLite file of the test's own.
+env, db_path, cli = operator.env, operator.db_path, operator.cli
 
 RULES = "SELECT proximity_policy, device_networks, device_countries, device_scopes, " \
     "device_access_token_lifetime, device_refresh_token_lifetime FROM clients"
