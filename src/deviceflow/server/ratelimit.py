@@ -44,7 +44,7 @@ UNAVAILABLE_RETRY_AFTER = 30
 LIVE_CODES = "device_codes_per_client"
 """The budget of device codes a client may hold at once (its window is the code lifetime)."""
 
-NETWORK_CODES = "device_codes_per_network"
+NETWORK_CODES = "codes_per_network"
 """Not a budget: the tally of device codes asked for from one network (its window is the code
 lifetime), read by the proximity judgement (RFC 10027 §6.1.11)."""
 _NETWORK_TALLY_CEILING = 1_000_000  # never reached: the tally only counts, it never refuses

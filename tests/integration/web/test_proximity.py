@@ -200,6 +200,9 @@ async def test_warn_shows_the_risk_and_puts_deny_first(world: World) -> None:
     assert requested[0].ip_address == AWS_US
     assert await world.judgements() == [
         "risk=high reasons=hosting_device policy=warn"] * 2  # the page, then the approval
+    approved = await world.service.ctx.audit.query(AuditQuery(
+        events=frozenset({AuditEventType.APPROVED})))
+    assert approved[0].detail == "risk=high reasons=hosting_device"  # what it was approved under
 
 
 async def test_enforce_refuses_the_approval_and_the_device_hears_access_denied(
@@ -245,6 +248,16 @@ async def test_a_shared_network_passes_silently(world: World) -> None:
                                          "device_code": body["device_code"]})
     assert issued.status_code == 200
     assert await world.judgements() == ["risk=low reasons=same_public_ip policy=warn"] * 2
+
+
+async def test_a_forged_post_is_not_judged(world: World) -> None:
+    body = (await world.authorize(AWS_US)).json()
+    async with world.behind_proxy(HOME_DE) as browser:
+        await world.consent_page(browser, body["user_code"])
+        forged = await browser.post("/device/consent", data={
+            "csrf_token": "forged", "user_code": body["user_code"], "decision": "approve"})
+    assert forged.status_code == 403
+    assert len(await world.judgements()) == 1  # the page's own, none for the forgery
 
 
 async def test_a_phone_on_another_line_in_the_same_country_is_not_warned(world: World) -> None:

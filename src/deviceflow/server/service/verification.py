@@ -71,6 +71,14 @@ class DecisionOutcome(StrEnum):
     so the device gets ``access_denied`` (RFC 8628 §3.5)."""
 
 
+def _decision_detail(judgement: Judgement | None, *, refused: bool) -> str | None:
+    """The audit detail of a decision: the risk it was taken under (RFC 10027 §6.1.1)."""
+    if judgement is None:
+        return None
+    risk = judgement.assessment.detail()
+    return f"refused by proximity policy: {risk}" if refused else risk
+
+
 class VerificationService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -217,8 +225,7 @@ class VerificationService:
                 uow, AuditEventType.APPROVED if decision is Decision.APPROVE
                 else AuditEventType.DENIED,
                 user_id=user_id, client_id=record.client_id, family_id=family_id(record),
-                detail=f"refused by proximity policy: {judgement.assessment.detail()}"
-                if refused and judgement is not None else None)
+                detail=_decision_detail(judgement, refused=refused))
             await uow.commit()
         ctx.audit.emit(event)
         await ctx.poll_state.decided(new.device_code_hash, new.expires_at, now)

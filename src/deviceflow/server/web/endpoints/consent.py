@@ -102,11 +102,13 @@ class _Consent:
     judgement: Judgement | None
 
 
-async def _load_consent(request: Request, *, to_approve: bool) -> _Consent | Response:
+async def _load_consent(request: Request, *, to_approve: bool,
+                        judge: bool = True) -> _Consent | Response:
     """What the consent step needs, or the page to show instead: the code step when this session
     entered no code, sign-in when it is not signed in (or, ``to_approve``, signed in longer ago
     than ``approval_max_age``), and the refusal when the code is no longer actionable (decided,
-    expired). The proximity judgement is made (and audited) for this account and address."""
+    expired). With ``judge``, the proximity judgement is made (and audited) for this account
+    and address."""
     flow = service(request)
     code = entered_code(request)
     if code is None:
@@ -121,7 +123,8 @@ async def _load_consent(request: Request, *, to_approve: bool) -> _Consent | Res
     if user is None:
         forget_sign_in(request)
         return redirect(page_url(request, "device_signin"))
-    judgement = await flow.verification.judge(code, signed.user_id, client_ip(request))
+    judgement = await flow.verification.judge(code, signed.user_id, client_ip(request)) \
+        if judge else None
     return _Consent(signed, pending, user, judgement)
 
 
@@ -147,7 +150,8 @@ async def consent_submit(request: Request) -> Response:
     if isinstance(posted, Response):
         return posted
     csrf_ok = csrf.is_valid(request.session, posted.get(csrf.FIELD))
-    loaded = await _load_consent(request, to_approve=False)
+    # A forged post is judged (and audited) for nothing: the judgement comes after the CSRF check.
+    loaded = await _load_consent(request, to_approve=False, judge=csrf_ok)
     if isinstance(loaded, Response):
         return loaded
     pending, judgement = loaded.pending, loaded.judgement
