@@ -200,6 +200,32 @@ class ServerSettings(BaseSettings):
         "purge deletes older ones.",
     )
 
+    # --- proximity (RFC 10027 §6.1.1; docs/security.md, "Proximity") ----------
+    proximity_policy: Literal["off", "report", "warn", "enforce"] = Field(
+        "warn",
+        description="What the server does with the risk of each approval, judged from the "
+        "networks of the device and of the approver: `off` (no lookup), `report` (audit log "
+        "only), `warn` (also say it on the consent page, Deny first), `enforce` (also refuse "
+        "to approve a high-risk request; the device gets `access_denied`). A client may have "
+        "its own (`deviceflow client update --proximity-policy`).",
+    )
+    network_asn_database: str | None = Field(
+        None,
+        description="A MaxMind-format ASN database (GeoLite2-ASN, DB-IP IP-to-ASN Lite) for "
+        "the network and hosting-provider signals; read at start, never fetched "
+        "(docs/operator.md, \"Network databases\").",
+    )
+    network_country_database: str | None = Field(
+        None,
+        description="A MaxMind-format country or city database (GeoLite2-Country or -City, "
+        "DB-IP IP-to-Country Lite) for the country signal and `--device-country` rules.",
+    )
+    hosting_networks_file: str | None = Field(
+        None,
+        description="Your own hosting providers (TOML, the format of the packaged "
+        "`hosting_networks.toml`), counted beside the packaged list.",
+    )
+
     # --- features ----------
     enable_refresh_token: bool = Field(
         True, description="Offer the refresh_token grant (RFC 6749 §6) and advertise it."

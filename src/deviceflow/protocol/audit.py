@@ -33,6 +33,9 @@ class AuditEventType(StrEnum):
     REVOKED = "revoked"
     """Tokens or a sign-in revoked; ``actor`` says by whom."""
     KEY_ROTATED = "key_rotated"
+    PROXIMITY_ASSESSED = "proximity_assessed"
+    """A risk judgement at consent (RFC 10027 §6.1.1); ``detail`` holds the level, the
+    reasons and the policy: ``risk=high reasons=hosting_device policy=warn``."""
 
 
 class AuditActor(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from .models import (
     RequestOrigin,
     Timestamp,
 )
+from .proximity import NetworkFacts
 from .scopes import parse_scope, resolve_scope
 
 
@@ -59,15 +61,22 @@ def authorize_device(
     now: Timestamp,
     codes: CodeSource,
     hasher: CodeHasher,
+    network: NetworkFacts | None = None,
 ) -> tuple[DeviceAuthorization, DeviceAuthorizationResponse]:
     """Start a device authorization session for an authenticated client.
 
     RFC 8628 §3.1: the client must be allowed the device grant (off unless granted, as Keycloak
-    and GitHub do), and the scope must be one the client may ask.
+    and GitHub do), and the scope must be one the client may ask, within its device-grant
+    allow-list (RFC 10027 §6.1.9 "Limited Scopes"); the request must come from a network and
+    country the client allows (``check_origin``). ``network`` is kept with the record for the
+    proximity judgement at consent.
     """
     if DEVICE_CODE_GRANT not in client.grant_types:
         raise UnauthorizedClientError(f"client {client.client_id!r} lacks the device grant")
-    scope = resolve_scope(request.scope, client.scopes)
+    check_origin(client, origin, network)
+    allowed = client.scopes if client.device_scopes is None else (
+        client.scopes & client.device_scopes)
+    scope = resolve_scope(request.scope, allowed)
     expires_in = client.device_code_lifetime or policy.expires_in
     device_code = codes.device_code()
     user_code = codes.user_code()
@@ -81,6 +90,7 @@ def authorize_device(
         expires_at=now + expires_in,
         interval=policy.interval,
         origin=origin,
+        network=network,
     )
     shown = format_user_code(user_code)
     response = DeviceAuthorizationResponse(
@@ -92,3 +102,28 @@ def authorize_device(
         interval=policy.interval,
     )
     return record, response
+
+
+def check_origin(client: Client, origin: RequestOrigin, network: NetworkFacts | None) -> None:
+    """The client's allowed networks (CIDR) and countries for device authorization (RFC 10027
+    §6.1.8 "Trusted Networks"). RFC 8628 §3.2 answers errors as RFC 6749 §5.2 does, whose
+    ``unauthorized_client`` is "not authorized to use this authorization grant type": here,
+    not from where it asked. An unknown country is not an allowed one (fail closed)."""
+    if client.device_networks:
+        try:
+            ip = ipaddress.ip_address(origin.ip_address)
+        except ValueError:
+            ip = None
+        if ip is not None and ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip is None or not any(
+            ip.version == net.version and ip in net
+            for net in (ipaddress.ip_network(c, strict=False) for c in client.device_networks)
+        ):
+            raise UnauthorizedClientError(
+                "device authorization is not allowed from this network for this client")
+    if client.device_countries:
+        country = network.country if network is not None else None
+        if country is None or country not in client.device_countries:
+            raise UnauthorizedClientError(
+                "device authorization is not allowed from this country for this client")

@@ -3,8 +3,11 @@ takes a record and returns a new one; storage persists it with a compare-and-set
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .proximity import NetworkFacts, ProximityPolicy
 
 Timestamp = float
 """Seconds since the Unix epoch (UTC). Dialect-neutral in SQL and cheap to compare."""
@@ -69,6 +72,19 @@ class Client:
     redirect_uris: frozenset[str] = frozenset()
     """Where ``/authorize`` may send the browser back (RFC 6749 §3.1.2), compared exactly,
     except a loopback port (``protocol.redirects``)."""
+    # Device-flow rules (docs/operator.md, "Per-client device-flow rules"; RFC 10027 §6.1).
+    proximity_policy: ProximityPolicy | None = None
+    """This client's proximity policy; None follows the server's ``proximity_policy``."""
+    device_networks: tuple[str, ...] = ()
+    """CIDR networks device authorization may come from (BCP §6.1.8); empty: anywhere."""
+    device_countries: tuple[str, ...] = ()
+    """ISO country codes device authorization may come from; empty: anywhere."""
+    device_scopes: frozenset[str] | None = None
+    """The scopes the device grant may carry (BCP §6.1.9); None: all of ``scopes``."""
+    device_access_token_lifetime: int | None = None
+    """Access tokens from a device-grant login live at most this long (BCP §6.1.10)."""
+    device_refresh_token_lifetime: int | None = None
+    """A device-grant login's refresh tokens end at most this long after its approval."""
 
     @property
     def is_public(self) -> bool:
@@ -87,11 +103,47 @@ class ClientChanges:
     """Forget the client's own device code lifetime: the server's default applies again."""
     redirect_uris: frozenset[str] | None = None
     """Replaces every registered redirect URI."""
+    proximity_policy: ProximityPolicy | None = None
+    default_proximity_policy: bool = False
+    """Forget the client's own proximity policy: the server's applies again."""
+    device_networks: tuple[str, ...] | None = None
+    """Replaces the list; an empty tuple removes the restriction."""
+    device_countries: tuple[str, ...] | None = None
+    device_scopes: frozenset[str] | None = None
+    """Replaces the allow-list; an empty set removes it."""
+    device_access_token_lifetime: int | None = None
+    """0 removes the client's own lifetime (the server's applies)."""
+    device_refresh_token_lifetime: int | None = None
 
     def is_empty(self) -> bool:
         return (self.name, self.grant_types, self.scopes, self.device_code_lifetime,
-                self.redirect_uris) == (None, None, None, None, None) and (
-            not self.default_device_code_lifetime)
+                self.proximity_policy, self.device_networks, self.device_countries,
+                self.device_scopes, self.device_access_token_lifetime,
+                self.device_refresh_token_lifetime, self.redirect_uris) == (None,) * 11 and not (
+            self.default_device_code_lifetime or self.default_proximity_policy)
+
+
+def with_device_rules(client: Client, changes: ClientChanges) -> Client:
+    """``client`` with the device-flow rules ``changes`` names; an empty list or set, or a
+    lifetime of 0, removes a rule (as NULL does in SQL)."""
+    def lifetime(new: int | None, old: int | None) -> int | None:
+        return old if new is None else (new or None)
+
+    return dataclasses.replace(
+        client,
+        proximity_policy=None if changes.default_proximity_policy
+        else changes.proximity_policy or client.proximity_policy,
+        device_networks=client.device_networks if changes.device_networks is None
+        else changes.device_networks,
+        device_countries=client.device_countries if changes.device_countries is None
+        else changes.device_countries,
+        device_scopes=client.device_scopes if changes.device_scopes is None
+        else (changes.device_scopes or None),
+        device_access_token_lifetime=lifetime(changes.device_access_token_lifetime,
+                                              client.device_access_token_lifetime),
+        device_refresh_token_lifetime=lifetime(changes.device_refresh_token_lifetime,
+                                               client.device_refresh_token_lifetime),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +203,9 @@ class DeviceAuthorization:
     user_id: str | None = None
     auth_time: Timestamp | None = None
     decided_at: Timestamp | None = None
+    network: NetworkFacts | None = None
+    """What was known about the device's network when it asked (RFC 10027 §6.1.1); None when
+    the proximity policy was off, or for a code from before it was recorded."""
 
 
 class CodeStatus(StrEnum):

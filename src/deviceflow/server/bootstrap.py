@@ -5,15 +5,20 @@ key the settings name (docs/security.md, "Secrets at rest")."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from ..config.server import ServerSettings
 from ..storage.files import ExposedFileError, refuse_exposed, sqlite_files
 from ..storage.interface import Store
+from .network import HostingList, OfflineLookup
+from .network.hosting import HostingListError
+from .network.lookup import NetworkDatabaseError
 from .notifications.webhooks import WebhookSecretError
 from .secretbox import SECRET_KEY_ENV, KeyFile, KeySource, SecretBox, SecretKeyError
 
-STARTUP_REFUSALS: Final = (ExposedFileError, SecretKeyError, WebhookSecretError)
+STARTUP_REFUSALS: Final = (ExposedFileError, SecretKeyError, WebhookSecretError,
+                           NetworkDatabaseError, HostingListError)
 """Failures whose message is the one sentence an operator needs (``deviceflow serve`` exits 3)."""
 
 
@@ -45,4 +50,23 @@ def refuse_exposed_key_material(settings: ServerSettings) -> None:
     refuse_exposed(*files)
 
 
-__all__ = ["STARTUP_REFUSALS", "key_source", "open_store", "refuse_exposed_key_material"]
+def network_lookup(settings: ServerSettings) -> OfflineLookup:
+    """The offline network lookup the settings name (docs/operator.md, "Network databases");
+    a missing or broken file is a start-up refusal of one sentence."""
+    def path(value: str | None) -> Path | None:
+        return Path(value).expanduser() if value else None
+
+    return OfflineLookup(
+        asn_database=path(settings.network_asn_database),
+        country_database=path(settings.network_country_database),
+        hosting=HostingList.load(path(settings.hosting_networks_file)),
+    )
+
+
+__all__ = [
+    "STARTUP_REFUSALS",
+    "key_source",
+    "network_lookup",
+    "open_store",
+    "refuse_exposed_key_material",
+]

@@ -44,6 +44,11 @@ UNAVAILABLE_RETRY_AFTER = 30
 LIVE_CODES = "device_codes_per_client"
 """The budget of device codes a client may hold at once (its window is the code lifetime)."""
 
+NETWORK_CODES = "codes_per_network"
+"""Not a budget: the tally of device codes asked for from one network (its window is the code
+lifetime), read by the proximity judgement (RFC 10027 §6.1.11)."""
+_NETWORK_TALLY_CEILING = 1_000_000  # never reached: the tally only counts, it never refuses
+
 _RefundScript = Callable[[list[str], list[str]], Awaitable[object]]
 
 _TRIP_MEMORY = 10_000
@@ -181,6 +186,22 @@ class Limiter:
         unit is still in the window: the window's count bounds the codes the client holds."""
         item = RateLimitItemPerSecond(self.policy.device_codes_per_client, lifetime)
         return Check(LIVE_CODES, item, client_id)
+
+    def network_codes_check(self, network: str, window: int) -> Check:
+        """The tally of codes asked for from ``network`` in the last ``window`` seconds."""
+        return Check(NETWORK_CODES, RateLimitItemPerSecond(_NETWORK_TALLY_CEILING, window),
+                     network)
+
+    async def tally(self, check: Check) -> int:
+        """How many entries ``check``'s window holds now (after any ``count`` into it). Each
+        ``count`` is an atomic hit in the shared storage, so racing requests are all counted;
+        0 when the storage is unreachable (a missing signal, not a refusal)."""
+        try:
+            stats = await self._limiter.get_window_stats(check.item, check.name, check.key)
+        except Exception as exc:
+            self._warn(exc)
+            return 0
+        return check.item.amount - stats.remaining
 
     async def spend(self, checks: Sequence[Check], *, fail_open: bool = False) -> Verdict:
         """Take one unit from each budget, in order, each hit-then-test in one atomic step.

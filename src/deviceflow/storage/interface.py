@@ -75,9 +75,17 @@ class DeviceAuthorizationRepository(Protocol):
         """Move to ``record.status`` (with its decision fields) only if the stored status is still
         ``expected``: exactly one of any number of concurrent callers gets True."""
 
+    async def note_account(self, device_code_hash: str, user_id: str,
+                           expires_at: Timestamp) -> int:
+        """Count ``user_id`` among the accounts that opened this code (each account once) and
+        return how many distinct accounts have, this one included. Hit-then-test in one step:
+        of N different accounts racing on one code, each gets a different count 1…N, so the
+        proximity judgement (RFC 10027 §6.1.4) never misses a second account in a race."""
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         """Delete up to ``limit`` (≥ 1) records whose ``expires_at`` is before
-        ``expired_before``; return how many were deleted."""
+        ``expired_before``; return how many were deleted (and every account noted for a code
+        that expired before then)."""
 
 
 class AuthorizationCodeRepository(Protocol):

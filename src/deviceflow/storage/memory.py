@@ -27,6 +27,7 @@ from ..protocol.models import (
     RefreshToken,
     Timestamp,
     User,
+    with_device_rules,
 )
 from ..protocol.notifications import OutboxMessage, OutboxStatus
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
@@ -48,6 +49,7 @@ class _State:
         self.authorization_codes: dict[str, AuthorizationCode] = {}
         self.outbox: dict[str, OutboxMessage] = {}  # in order of adding
         self.claims: dict[str, str] = {}  # message id → the token holding its claim
+        self.code_accounts: dict[str, tuple[set[str], Timestamp]] = {}
 
 
 class MemoryClients:
@@ -83,6 +85,7 @@ class MemoryClients:
             redirect_uris=client.redirect_uris if changes.redirect_uris is None
             else changes.redirect_uris,
         )
+        self._s.clients[client_id] = with_device_rules(self._s.clients[client_id], changes)
         return True
 
 
@@ -156,11 +159,20 @@ class MemoryDeviceAuthorizations:
         )
         return True
 
+    async def note_account(self, device_code_hash: str, user_id: str,
+                           expires_at: Timestamp) -> int:
+        # No await between reading and adding: atomic under asyncio.
+        accounts, _ = self._s.code_accounts.setdefault(device_code_hash, (set(), expires_at))
+        accounts.add(user_id)
+        return len(accounts)
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         doomed = [k for k, r in self._s.devices.items() if r.expires_at < expired_before][:limit]
         for key in doomed:
             record = self._s.devices.pop(key)
             self._s.user_codes.pop(record.user_code_hash, None)
+        for key in [k for k, (_, exp) in self._s.code_accounts.items() if exp < expired_before]:
+            del self._s.code_accounts[key]
         return len(doomed)
 
 

@@ -264,7 +264,15 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
         assert (await harness.poll(c["device_code"])).status_code == 400
     assert await harness.admin.sign_out_user("alice") == 1
 
-    rows = await harness.events()
+    everything = await harness.events()
+    # Each consent page shown or posted is judged for proximity (RFC 10027 §6.1.1) and audited
+    # with its reasons: here both addresses are documentation ones, not globally routed, so
+    # both sides count as the local network and the risk is low.
+    judged = [r for r in everything if r.event is E.PROXIMITY_ASSESSED]
+    assert judged
+    assert {(r.detail, r.user_id, r.ip_address) for r in judged} == {
+        ("risk=low reasons=same_private_network policy=warn", alice_id, BROWSER_IP)}
+    rows = [r for r in everything if r.event is not E.PROXIMITY_ASSESSED]
     assert [r.event for r in rows] == [
         E.DEVICE_AUTHORIZATION_REQUESTED, E.CODE_ENTRY_REFUSED, E.SIGN_IN_FAILED,
         E.SIGN_IN_FAILED, E.SIGN_IN_SUCCEEDED, E.APPROVED, E.TOKENS_ISSUED, E.REFRESHED,
@@ -305,10 +313,11 @@ async def test_every_event_of_the_flows_is_recorded_without_a_secret(
     # One log line per row, with the same fields.
     logs = json_logs.getvalue()
     lines = audit_lines(logs)
-    assert [line["event"] for line in lines] == [r.event.value for r in rows]
+    assert [line["event"] for line in lines] == [r.event.value for r in everything]
     assert lines[0]["request_id"] == "req-authorize"
-    assert (lines[6]["user_id"], lines[6]["client_id"], lines[6]["ip_address"],
-            lines[6]["family_id"], lines[6]["grant_type"]) == (
+    issued_line = next(line for line in lines if line["event"] == E.TOKENS_ISSUED.value)
+    assert (issued_line["user_id"], issued_line["client_id"], issued_line["ip_address"],
+            issued_line["family_id"], issued_line["grant_type"]) == (
         alice_id, "tv", DEVICE_IP, fam_a, DEVICE_GRANT)
 
     code_hashes: set[str] = set()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ...protocol.models import GRANT_SHORT_NAMES as _GRANTS
+from . import _device_rules
 from ._admin import db_option, run_admin
 
 
@@ -27,19 +30,23 @@ def command() -> None:
 @click.option("--redirect-uri", "redirect_uris", multiple=True, metavar="URI",
               help="Where /authorize may send the browser back (authorization_code); repeat. "
               "https, http://127.0.0.1 or http://[::1] (any port), or com.example.app:/path.")
+@_device_rules.options
 @db_option
 def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
         scopes: tuple[str, ...], expires_in: int | None, redirect_uris: tuple[str, ...],
-        db: str | None) -> None:
+        db: str | None, **rule_options: Any) -> None:
     """Register a client. A confidential client's secret is printed once and stored hashed."""
-    from ...protocol.models import ClientType
+    from ...protocol.models import ClientChanges, ClientType
 
+    rules = ClientChanges(**_device_rules.changes(rule_options))
     client_type = ClientType.PUBLIC if public else ClientType.CONFIDENTIAL
     client, secret = run_admin(db, lambda admin: admin.add_client(
         client_id, name, client_type, [_GRANTS[g] for g in grants],
-        list(scopes) or ["openid", "profile"], expires_in, list(redirect_uris),
+        list(scopes) or ["openid", "profile"], expires_in, list(redirect_uris), rules=rules,
     ))
     click.echo(f"Added {client_type} client {client.client_id}.", err=True)
+    if described := _device_rules.describe(client):
+        click.echo(f"Device-flow rules: {described}.", err=True)
     if not grants:
         click.echo("Note: no grants given, so this client cannot get tokens yet; give it one "
                    f"with: deviceflow client update {client.client_id} --grant device_code",
@@ -71,11 +78,13 @@ def add(client_id: str, name: str, public: bool, grants: tuple[str, ...],
 @click.option("--remove-redirect-uri", "remove_uris", multiple=True, metavar="URI",
               help="Unregister a redirect URI; repeat.")
 @click.option("--no-redirect-uris", is_flag=True, help="Unregister every redirect URI.")
+@_device_rules.options
 @db_option
 def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants: bool,
            scopes: tuple[str, ...], expires_in: int | None, default_expires_in: bool,
            redirect_uris: tuple[str, ...], add_uris: tuple[str, ...],
-           remove_uris: tuple[str, ...], no_redirect_uris: bool, db: str | None) -> None:
+           remove_uris: tuple[str, ...], no_redirect_uris: bool, db: str | None,
+           **rule_options: Any) -> None:
     """Change a client: only what is given changes; --grant and --scope replace the lists.
     Running servers see the change within 5 seconds."""
     from ...protocol.models import ClientChanges
@@ -93,10 +102,12 @@ def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants:
         scopes=frozenset(scopes) if scopes else None,
         device_code_lifetime=expires_in,
         default_device_code_lifetime=default_expires_in,
+        **_device_rules.changes(rule_options),
     )
     if changes.is_empty() and not add_uris and not remove_uris:
-        raise click.UsageError("nothing to change: give --name, --grant, --scope, --expires-in "
-                               "or a redirect URI option")
+        raise click.UsageError("nothing to change: give --name, --grant, --scope, --expires-in, "
+                               "a redirect URI option or a device-flow rule "
+                               "(--proximity-policy, --device-…)")
     client = run_admin(db, lambda admin: admin.update_client(
         client_id, changes, add_redirect_uris=add_uris, remove_redirect_uris=remove_uris))
     short = {v: k for k, v in _GRANTS.items()}
@@ -107,6 +118,8 @@ def update(client_id: str, name: str | None, grants: tuple[str, ...], no_grants:
                f"scopes {' '.join(sorted(client.scopes))}; device codes live {lifetime}; "
                f"redirect URIs {' '.join(sorted(client.redirect_uris)) or 'none'}.",
                err=True)
+    if described := _device_rules.describe(client):
+        click.echo(f"Device-flow rules: {described}.", err=True)
 
 
 @command.command("list")

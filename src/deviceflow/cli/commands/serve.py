@@ -87,6 +87,7 @@ def command(**options: Any) -> None:
     from ...server.bootstrap import (
         STARTUP_REFUSALS,
         key_source,
+        network_lookup,
         open_store,
         refuse_exposed_key_material,
     )
@@ -109,6 +110,7 @@ def command(**options: Any) -> None:
     async def prepare() -> None:
         refuse_exposed_key_material(settings)
         webhook_secret(settings)  # a malformed or exposed webhook secret stops the start too
+        network_lookup(settings).close()  # a missing or broken network database: exit 3
         store = await open_store(settings.effective_db, migrate=settings.migrate_on_start)
         try:
             await load_keyring(store, key_source(settings), settings.signing_alg,

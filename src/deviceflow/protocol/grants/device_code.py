@@ -15,7 +15,14 @@ from ..errors import (
     SlowDownError,
     UnauthorizedClientError,
 )
-from ..models import DEVICE_CODE_GRANT, Client, DeviceAuthorization, DeviceStatus, Timestamp
+from ..models import (
+    DEVICE_CODE_GRANT,
+    Client,
+    DeviceAuthorization,
+    DeviceStatus,
+    Timestamp,
+    TokenPolicy,
+)
 from ..params import FormParams
 
 GRANT_TYPE = DEVICE_CODE_GRANT
@@ -119,3 +126,24 @@ def outcome_error(decision: Pending | SlowDown) -> OAuthError:
     if isinstance(decision, SlowDown):
         return SlowDownError(f"interval now {decision.record.interval}")
     return AuthorizationPendingError()
+
+
+def token_policy(client: Client, policy: TokenPolicy) -> TokenPolicy:
+    """The token lifetimes of a login begun by the device grant: the client's shorter
+    device-grant lifetimes where it has them (RFC 10027 §6.1.10 "Short-Lived Tokens": they
+    limit what a phished approval is worth). Access tokens of the login, refreshed or not, live
+    at most ``device_access_token_lifetime``; the whole login (its refresh-token family) ends
+    at most ``device_refresh_token_lifetime`` after the approval. Never longer than the
+    server's."""
+    access, refresh = client.device_access_token_lifetime, client.device_refresh_token_lifetime
+    if not access and not refresh:
+        return policy
+    def capped(server: int, own: int | None) -> int:
+        return min(server, own) if own else server
+
+    return dataclasses.replace(
+        policy,
+        access_token_lifetime=capped(policy.access_token_lifetime, access),
+        refresh_token_lifetime=capped(policy.refresh_token_lifetime, refresh),
+        refresh_token_absolute_lifetime=capped(policy.refresh_token_absolute_lifetime, refresh),
+    )

@@ -19,6 +19,7 @@ from ...protocol.codes import CodeSource
 from ...protocol.models import Timestamp
 from ...storage.interface import Store
 from ..keys import KeyRing
+from ..network import NetworkLookup
 from ..polling import PollState
 from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
@@ -57,9 +58,10 @@ class DeviceFlowService:
         codes: CodeSource | None = None,
         poll_state: PollState | None = None,
         notifier: Notifier | None = None,
+        network: NetworkLookup | None = None,
     ) -> None:
         self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
-                                  poll_state=poll_state, notifier=notifier)
+                                  poll_state=poll_state, notifier=notifier, network=network)
         self.revocation = RevocationService(self.ctx)
         self.authorization = AuthorizationService(self.ctx, self.revocation)
         self.tokens = TokenService(self.ctx, self.authorization)

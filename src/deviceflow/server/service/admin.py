@@ -20,6 +20,7 @@ from ...protocol.models import (
     ClientChanges,
     ClientType,
     User,
+    with_device_rules,
 )
 from ...protocol.redirects import RedirectUriRefused, check_redirect_uri
 from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
@@ -266,9 +267,12 @@ class AdminService:
         self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],
         scopes: Sequence[str], device_code_lifetime: int | None = None,
         redirect_uris: Sequence[str] = (),
+        rules: ClientChanges | None = None,
     ) -> tuple[Client, str | None]:
         """Register a client; a confidential client's secret is returned once, stored hashed.
-        ``redirect_uris`` are where ``/authorize`` may send a browser back (RFC 6749 §3.1.2)."""
+        ``redirect_uris`` are where ``/authorize`` may send a browser back (RFC 6749 §3.1.2);
+        ``rules``: its device-flow rules (proximity policy, networks, countries, scopes,
+        lifetimes), stored with it in the same insert."""
         check_client_name(name)
         check_grants(client_type, frozenset(grant_types))
         uris = check_redirect_uris(redirect_uris)
@@ -280,6 +284,12 @@ class AdminService:
             device_code_lifetime=device_code_lifetime, created_at=self._clock(),
             redirect_uris=uris,
         )
+        if rules is not None:
+            client = with_device_rules(client, rules)
+            if client.device_scopes is not None and not client.device_scopes <= client.scopes:
+                outside = " ".join(sorted(client.device_scopes - client.scopes))
+                raise AdminRefused(f"--device-scope {outside} is not among the client's scopes; "
+                                   "add it with --scope first")
         async with self.store.unit_of_work() as uow:
             try:
                 await uow.clients.add(client)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from ...protocol.codes import CodeSource, SecretsCodeSource
 from ...protocol.models import Client, DevicePolicy, Timestamp, TokenPolicy
+from ...protocol.proximity import ProximityPolicy
 from ...storage.interface import Store
 from ..denylist import Denylist
 from ..keys import KeyRing
+from ..network import NetworkLookup, OfflineLookup
 from ..polling import MemoryPollState, PollState
 from ..ratelimit import Limiter
 from .audit import AuditService
@@ -38,6 +40,8 @@ class ServicePolicy:
     """How recently the password must have been entered to approve a device."""
     audit_retention: int = 90 * 86400
     """How long an audit log record is kept before the purge deletes it."""
+    proximity_policy: ProximityPolicy = ProximityPolicy.WARN
+    """What the proximity judgement does, unless a client has its own (RFC 10027 §6.1.1)."""
 
 
 class ServiceContext:
@@ -55,6 +59,7 @@ class ServiceContext:
         poll_state: PollState | None = None,
         denylist: Denylist | None = None,
         notifier: Notifier | None = None,
+        network: NetworkLookup | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -66,11 +71,19 @@ class ServiceContext:
         self.denylist = denylist or Denylist(store, clock)
         self.audit = AuditService(store, clock, policy.audit_retention)
         self.notifier = notifier or Notifier(clock, enabled=False)
+        self.network: NetworkLookup = network or OfflineLookup()
+        """Network facts for proximity: offline, no network call (``server/network``)."""
         self._clients: dict[str, tuple[Client, float]] = {}
 
     def now(self) -> Timestamp:
         """The service's clock (injected under test); pages use it for session ages too."""
         return self.clock()
+
+    def proximity_policy(self, client: Client | None) -> ProximityPolicy:
+        """The client's own proximity policy, else the server's."""
+        if client is not None and client.proximity_policy is not None:
+            return client.proximity_policy
+        return self.policy.proximity_policy
 
     async def client(self, client_id: str) -> Client | None:
         """A registered client, from a short in-process cache: every poll authenticates its

@@ -29,15 +29,18 @@ from ...protocol.models import (
     IssuedTokens,
     RequestOrigin,
     Timestamp,
+    TokenPolicy,
 )
 from ...protocol.notifications import NotificationType
 from ...protocol.params import FormParams
+from ...protocol.proximity import NetworkFacts
 from ...protocol.scopes import PROFILE
 from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
 from ..ratelimit import ip_key
 from .authorization import AuthorizationService
 from .context import ServiceContext
+from .proximity import ProximityService
 from .revocation import RevocationService
 
 log = logging.getLogger("deviceflow.service")
@@ -50,6 +53,20 @@ _REFRESH_ATTEMPTS = 4
 winning the compare-and-set first; then it is refused, and the family is left alone."""
 
 
+def _network_detail(facts: NetworkFacts | None) -> str | None:
+    """The device's network for the audit log (no secret: a network's public facts)."""
+    if facts is None:
+        return None
+    if facts.local:
+        return "network=local"
+    parts = [f"network={facts.network}"]
+    if facts.country:
+        parts.append(f"country={facts.country}")
+    if facts.hosting:
+        parts.append(f"hosting={facts.hosting.replace(' ', '_')}")
+    return " ".join(parts)
+
+
 class TokenService:
     def __init__(self, ctx: ServiceContext,
                  authorization: AuthorizationService | None = None) -> None:
@@ -57,6 +74,7 @@ class TokenService:
         self._revocation = RevocationService(ctx)
         # The code half of browser authorization lives with the rest of it.
         self._authorization = authorization or AuthorizationService(ctx, self._revocation)
+        self._proximity = ProximityService(ctx)
         self._grants = {
             authorization_code.GRANT_TYPE: self._authorization.redeem,
             device_code.GRANT_TYPE: self._device_code_grant,
@@ -97,20 +115,22 @@ class TokenService:
                 retry_after=verdict.retry_after,
             )
         try:
-            return await self._add_device_authorization(request, client, origin)
+            response = await self._add_device_authorization(request, client, origin)
         except Exception:
             await limiter.refund(verdict)  # no code was issued: nothing was spent
             raise
+        return response
 
     async def _add_device_authorization(
         self, request: DeviceAuthorizationRequest, client: Client, origin: RequestOrigin
     ) -> DeviceAuthorizationResponse:
         ctx = self.ctx
+        network = self._proximity.device_facts(client, origin)
         async with ctx.store.unit_of_work() as uow:
             for _ in range(_USER_CODE_ATTEMPTS):
                 record, response = device_authorization.authorize_device(
                     request, client, ctx.policy.device, origin, ctx.clock(),
-                    ctx.codes, ctx.keyring.hasher,
+                    ctx.codes, ctx.keyring.hasher, network,
                 )
                 try:
                     await uow.device_authorizations.add(record)
@@ -119,9 +139,10 @@ class TokenService:
                 event = await ctx.audit.append(
                     uow, AuditEventType.DEVICE_AUTHORIZATION_REQUESTED,
                     client_id=client.client_id, family_id=device_code.family_id(record),
-                    origin=origin)
+                    origin=origin, detail=_network_detail(network))
                 await uow.commit()
                 ctx.audit.emit(event)
+                await self._proximity.count_device_network(network)
                 return response
         raise ServerError("could not allocate a unique user code")
 
@@ -188,12 +209,12 @@ class TokenService:
             family = device_code.family_id(new)
             grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time,
                                  device_code.GRANT_TYPE, family)
+            policy = device_code.token_policy(client, ctx.policy.token)
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
                 plain = ctx.codes.token()
                 first = refresh_token.start_family(
-                    grant, ctx.keyring.hasher.refresh_token(plain), family, now,
-                    ctx.policy.token)
+                    grant, ctx.keyring.hasher.refresh_token(plain), family, now, policy)
                 await uow.refresh_tokens.add(first)
                 # Where the device asked from, kept with the family for "Your devices": the
                 # device authorization itself is purged soon after it expires.
@@ -208,7 +229,7 @@ class TokenService:
                 detail="with refresh token" if plain else None)
             await uow.commit()
         ctx.audit.emit(event)
-        return self._tokens(grant, now, plain)
+        return self._tokens(grant, now, plain, policy)
 
     async def _revoke_replayed(self, decision: device_code.Replayed, client: Client
                                ) -> OAuthError:
@@ -268,8 +289,10 @@ class TokenService:
                 user = await uow.users.get(old.user_id)
                 if user is None:
                     return InvalidGrantError("user no longer exists")
+                lifetime = (device_code.token_policy(client, policy)
+                            if old.grant_type == device_code.GRANT_TYPE else policy)
                 new = refresh_token.successor(decision, new_hash, now,
-                                              policy.refresh_token_lifetime)
+                                              lifetime.refresh_token_lifetime)
                 if isinstance(decision, refresh_token.Rotate):
                     won = await uow.refresh_tokens.rotate(old.token_hash, new, now)
                 else:
@@ -289,7 +312,10 @@ class TokenService:
                          "its unused successor was replaced")
             grant = tokens.Grant(user, client.client_id, decision.scope, old.auth_time,
                                  old.grant_type, old.family_id)
-            return self._tokens(grant, now, plain)
+            # A device-grant login keeps the client's shorter lifetimes through every refresh.
+            issued = device_code.token_policy(client, policy) \
+                if old.grant_type == device_code.GRANT_TYPE else policy
+            return self._tokens(grant, now, plain, issued)
         return InvalidGrantError("refresh token contended by concurrent requests")
 
     async def _client_credentials_grant(
@@ -310,11 +336,10 @@ class TokenService:
         return client_credentials.issue(client, scope, ctx.policy.token, ctx.keyring.signer,
                                         now, secrets.token_urlsafe(16))
 
-    def _tokens(self, grant: tokens.Grant, now: Timestamp, plain_refresh: str | None
-                ) -> IssuedTokens:
-        ctx = self.ctx
+    def _tokens(self, grant: tokens.Grant, now: Timestamp, plain_refresh: str | None,
+                policy: TokenPolicy) -> IssuedTokens:
         return tokens.issue(
-            grant, ctx.policy.token, ctx.keyring.signer, now, secrets.token_urlsafe(16),
+            grant, policy, self.ctx.keyring.signer, now, secrets.token_urlsafe(16),
             plain_refresh,
         )
 

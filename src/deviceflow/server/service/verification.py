@@ -13,10 +13,12 @@ from ...protocol.grants.device_code import family_id
 from ...protocol.grants.refresh_token import issues_refresh_token
 from ...protocol.models import BrowserSessionStatus, DeviceStatus, RequestOrigin, Timestamp
 from ...protocol.notifications import NotificationType
+from ...protocol.proximity import Judgement
 from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
 from ...protocol.verification import Decision, decide, is_actionable
 from ..ratelimit import Check, ip_key
 from .context import ServiceContext
+from .proximity import ProximityService
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,23 @@ class DecisionOutcome(StrEnum):
     SIGN_IN_AGAIN = "sign_in_again"
     """An approval whose password entry is older than ``approval_max_age``, or a decision whose
     browser sign-in ended meanwhile: nothing changed."""
+    REFUSED_BY_POLICY = "refused_by_policy"
+    """An approval of a high-risk request under ``enforce``: the request was denied instead,
+    so the device gets ``access_denied`` (RFC 8628 §3.5)."""
+
+
+def _decision_detail(judgement: Judgement | None, *, refused: bool) -> str | None:
+    """The audit detail of a decision: the risk it was taken under (RFC 10027 §6.1.1)."""
+    if judgement is None:
+        return None
+    risk = judgement.assessment.detail()
+    return f"refused by proximity policy: {risk}" if refused else risk
 
 
 class VerificationService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.proximity = ProximityService(ctx)
 
     def _code_checks(self, attempt: CodeAttempt, *, signed_in: bool) -> list[Check]:
         limiter = self.ctx.limiter
@@ -145,9 +159,24 @@ class VerificationService:
         normalized = normalize_user_code(user_code)
         return await self._lookup(normalized) if normalized is not None else None
 
+    async def judge(self, user_code: str, user_id: str, approver_ip: str) -> Judgement | None:
+        """The proximity judgement of an entered code for this account from ``approver_ip``
+        (RFC 10027 §6.1.1), audited; None when the policy is off or the code is gone."""
+        normalized = normalize_user_code(user_code)
+        if normalized is None:
+            return None
+        ctx = self.ctx
+        async with ctx.store.unit_of_work(read_only=True) as uow:
+            record = await uow.device_authorizations.get_by_user_code(
+                ctx.keyring.hasher.user_code(normalized))
+        if record is None or not is_actionable(record, ctx.clock()):
+            return None
+        client = await ctx.client(record.client_id)
+        return await self.proximity.judge(record, client, user_id, approver_ip)
+
     async def record_decision(
         self, user_code: str, decision: Decision, user_id: str, auth_time: Timestamp,
-        *, session_id: str | None = None,
+        *, session_id: str | None = None, judgement: Judgement | None = None,
     ) -> DecisionOutcome:
         """Store approve/deny with a compare-and-set on ``pending``: a decided code can never be
         revived, and of concurrent decisions exactly one is recorded.
@@ -157,11 +186,19 @@ class VerificationService:
         With ``session_id`` (the pages' browser sign-in) the sign-in is read again inside the
         decision's own transaction: a sign-out committed before it is seen, so a copied cookie
         whose sign-in just ended cannot slip an approval in between the page's read and this
-        write."""
+        write.
+
+        With a ``judgement`` that blocks approval (``enforce`` at high risk), Approve records
+        a denial instead (RFC 10027 §6.1.1: the request cannot be approved; the device gets
+        ``access_denied``) and answers ``REFUSED_BY_POLICY``."""
         ctx = self.ctx
         now = ctx.clock()
         if decision is Decision.APPROVE and now - auth_time >= ctx.policy.approval_max_age:
             return DecisionOutcome.SIGN_IN_AGAIN
+        refused = decision is Decision.APPROVE and judgement is not None \
+            and judgement.blocks_approval
+        if refused:
+            decision = Decision.DENY
         normalized = normalize_user_code(user_code)
         if normalized is None:
             return DecisionOutcome.GONE
@@ -188,15 +225,21 @@ class VerificationService:
             approved = decision is Decision.APPROVE
             event = await ctx.audit.append(
                 uow, AuditEventType.APPROVED if approved else AuditEventType.DENIED,
-                user_id=user_id, client_id=record.client_id, family_id=family_id(record))
+                user_id=user_id, client_id=record.client_id, family_id=family_id(record),
+                detail=_decision_detail(judgement, refused=refused))
             # The warning "A device signed in to your account" (issue 10 §4) and the operator's
             # webhook: one outbox row in this transaction, sent later by the delivery task.
+            network = record.network
             await ctx.notifier.add_in(uow, ctx.notifier.notification(
                 NotificationType.APPROVED if approved else NotificationType.DENIED,
                 client_id=record.client_id, user_id=user_id, family_id=family_id(record),
-                origin=record.origin, occurred_at=now))
+                origin=record.origin, occurred_at=now,
+                network=None if network is None else network.described(),
+                place=None if network is None else network.place,
+                risk=None if judgement is None else judgement.level.label,
+                reasons=() if judgement is None else judgement.assessment.sentences()))
             await uow.commit()
         ctx.audit.emit(event)
         ctx.notifier.wake()
         await ctx.poll_state.decided(new.device_code_hash, new.expires_at, now)
-        return DecisionOutcome.RECORDED
+        return DecisionOutcome.REFUSED_BY_POLICY if refused else DecisionOutcome.RECORDED

@@ -31,10 +31,18 @@ from ...protocol.models import (
     DevicePolicy,
     TokenPolicy,
 )
+from ...protocol.proximity import ProximityPolicy
 from ...protocol.scopes import STANDARD_SCOPES
 from ...storage.interface import Store
-from ..bootstrap import STARTUP_REFUSALS, key_source, open_store, refuse_exposed_key_material
+from ..bootstrap import (
+    STARTUP_REFUSALS,
+    key_source,
+    network_lookup,
+    open_store,
+    refuse_exposed_key_material,
+)
 from ..keys import KeyRing, load_keyring
+from ..network import NetworkLookup
 from ..notifications.setup import Delivery, delivery_from_settings
 from ..polling import MemoryPollState, PollState, RedisPollState
 from ..ratelimit import BruteForcePolicy, Limiter
@@ -45,6 +53,7 @@ from . import metrics as metrics_endpoint
 from .branding import Branding
 from .endpoints import (
     authorize,
+    consent,
     device_authorization,
     devices,
     discovery,
@@ -108,6 +117,7 @@ def create_app(
     kek: KeySource | None = None,
     clock: Callable[[], float] | None = None,
     delivery: Delivery | None = None,
+    network: NetworkLookup | None = None,
 ) -> Starlette:
     """Build the ASGI app. ``store`` overrides the configured database (tests use the memory
     store); otherwise the SQL store for ``settings.effective_db`` is opened at start-up, after
@@ -118,6 +128,8 @@ def create_app(
     ``kek`` is the key-encryption key of the server secrets: by default the one the settings
     name (``DEVICEFLOW_SECRET_KEY`` or the key file); with a ``store`` handed in, a fresh key for
     this app alone (a memory store lives no longer than the app anyway).
+
+    ``network`` overrides the network lookup the settings name (tests inject their own).
 
     A start-up refusal (an exposed file, a missing or wrong key) is kept in
     ``app.state.startup_error`` too, for a caller that only sees "did not start"."""
@@ -145,6 +157,7 @@ def create_app(
         session_lifetime=settings.session_lifetime,
         approval_max_age=settings.approval_max_age,
         audit_retention=settings.audit_retention,
+        proximity_policy=ProximityPolicy(settings.proximity_policy),
     )
 
     async def _keyring(active: Store) -> KeyRing:
@@ -162,6 +175,8 @@ def create_app(
         own_store = store is None
         active: Store
         try:
+            # First: a missing network database refuses the start before any file is made.
+            lookup = network or network_lookup(settings)
             if store is None:
                 refuse_exposed_key_material(settings)
                 active = await open_store(settings.effective_db,
@@ -181,7 +196,7 @@ def create_app(
         )
         notifier = Notifier(now, enabled=sending.destinations.any)
         service = DeviceFlowService(active, keyring, policy, limiter, clock=now,
-                                    poll_state=poll_state, notifier=notifier)
+                                    poll_state=poll_state, notifier=notifier, network=lookup)
         worker = sending.worker(active, now)
         app.state.notifications = worker
         app.state.service = service
@@ -216,6 +231,7 @@ def create_app(
             await app.state.readiness.close()
             await poll_state.close()
             await limiter.close()
+            lookup.close()
             if own_store:
                 await active.close()
 
@@ -225,6 +241,7 @@ def create_app(
         *discovery.routes,
         *health.routes,
         *verification.routes,
+        *consent.routes,
         *devices.routes,
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),

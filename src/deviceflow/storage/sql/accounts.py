@@ -14,6 +14,7 @@ from ...protocol.models import (
     ClientType,
     User,
 )
+from ...protocol.proximity import ProximityPolicy
 from . import tables as t
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
@@ -45,7 +46,46 @@ def _client(row: Row[Any]) -> Client:
         device_code_lifetime=row.device_code_lifetime,
         created_at=row.created_at,
         redirect_uris=frozenset(row.redirect_uris.split()),
+        proximity_policy=ProximityPolicy(row.proximity_policy) if row.proximity_policy
+        else None,
+        device_networks=tuple((row.device_networks or "").split()),
+        device_countries=tuple((row.device_countries or "").split()),
+        device_scopes=frozenset(row.device_scopes.split()) if row.device_scopes else None,
+        device_access_token_lifetime=row.device_access_token_lifetime,
+        device_refresh_token_lifetime=row.device_refresh_token_lifetime,
     )
+
+
+def _rule_values(client: Client) -> dict[str, object]:
+    return {
+        "proximity_policy": client.proximity_policy.value if client.proximity_policy else None,
+        "device_networks": " ".join(client.device_networks) or None,
+        "device_countries": " ".join(client.device_countries) or None,
+        "device_scopes": _join(client.device_scopes) if client.device_scopes else None,
+        "device_access_token_lifetime": client.device_access_token_lifetime,
+        "device_refresh_token_lifetime": client.device_refresh_token_lifetime,
+    }
+
+
+def _rule_changes(changes: ClientChanges) -> dict[str, object]:
+    """The rule columns ``changes`` names: an empty list, an empty set or a lifetime of 0
+    removes a rule (NULL)."""
+    values: dict[str, object] = {}
+    if changes.default_proximity_policy:
+        values["proximity_policy"] = None
+    elif changes.proximity_policy is not None:
+        values["proximity_policy"] = changes.proximity_policy.value
+    if changes.device_networks is not None:
+        values["device_networks"] = " ".join(changes.device_networks) or None
+    if changes.device_countries is not None:
+        values["device_countries"] = " ".join(changes.device_countries) or None
+    if changes.device_scopes is not None:
+        values["device_scopes"] = _join(changes.device_scopes) or None
+    for name in ("device_access_token_lifetime", "device_refresh_token_lifetime"):
+        lifetime = getattr(changes, name)
+        if lifetime is not None:
+            values[name] = lifetime or None
+    return values
 
 
 class SqlClients:
@@ -68,6 +108,7 @@ class SqlClients:
             "device_code_lifetime": client.device_code_lifetime,
             "created_at": client.created_at,
             "redirect_uris": _join(client.redirect_uris),
+            **_rule_values(client),
         }
         await _insert(self._conn, _CLIENT_INSERT, values, client.client_id)
 
@@ -92,6 +133,7 @@ class SqlClients:
             values["device_code_lifetime"] = changes.device_code_lifetime
         if changes.redirect_uris is not None:
             values["redirect_uris"] = _join(changes.redirect_uris)
+        values.update(_rule_changes(changes))
         where = _c.c.client_id == client_id
         # Nothing to change still answers whether the client exists (a no-op UPDATE would not).
         statement = update(_c).where(where).values(values) if values else (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.models import (
@@ -14,6 +14,7 @@ from ...protocol.models import (
     RequestOrigin,
     Timestamp,
 )
+from ...protocol.proximity import NetworkFacts
 from . import tables as t
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
@@ -67,6 +68,38 @@ _DEVICE_TRANSITION = (
 )
 _DEVICE_PURGE = _purge_statement(_d, _d.c.device_code_hash)
 
+_a = t.code_accounts
+_ACCOUNT_INSERT = _insert_unless_taken(_a)
+# The row lock of this UPDATE orders racing accounts: each reads the count its own bump made.
+_ACCOUNT_BUMP = (
+    update(_d).where(_d.c.device_code_hash == bindparam("b_device_code_hash"))
+    .values(accounts_tried=_d.c.accounts_tried + 1).returning(_d.c.accounts_tried)
+)
+_ACCOUNT_COUNT = select(_d.c.accounts_tried).where(
+    _d.c.device_code_hash == bindparam("b_device_code_hash"))
+_ACCOUNT_PURGE = delete(_a).where(_a.c.expires_at < bindparam("b_before"))
+
+
+def _network(row: Row[Any]) -> NetworkFacts | None:
+    if row.net_local is None:
+        return None
+    return NetworkFacts(
+        row.ip_address, country=row.net_country, country_name=row.net_country_name,
+        asn=row.net_asn, as_org=row.net_as_org, hosting=row.net_hosting,
+        local=bool(row.net_local),
+    )
+
+
+def _network_values(facts: NetworkFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return dict.fromkeys(("net_country", "net_country_name", "net_asn", "net_as_org",
+                              "net_hosting", "net_local"))
+    return {
+        "net_country": facts.country, "net_country_name": facts.country_name,
+        "net_asn": facts.asn, "net_as_org": facts.as_org, "net_hosting": facts.hosting,
+        "net_local": int(facts.local),
+    }
+
 
 def _device(row: Row[Any]) -> DeviceAuthorization:
     return DeviceAuthorization(
@@ -83,6 +116,7 @@ def _device(row: Row[Any]) -> DeviceAuthorization:
         user_id=row.user_id,
         auth_time=row.auth_time,
         decided_at=row.decided_at,
+        network=_network(row),
     )
 
 
@@ -108,6 +142,7 @@ class SqlDeviceAuthorizations:
             "user_id": record.user_id,
             "auth_time": record.auth_time,
             "decided_at": record.decided_at,
+            **_network_values(record.network),
         }
         await _insert(self._conn, _DEVICE_INSERT, values, "code collision")
 
@@ -141,6 +176,21 @@ class SqlDeviceAuthorizations:
         result = await self._conn.execute(_DEVICE_TRANSITION, params)
         return result.rowcount == 1
 
+    async def note_account(self, device_code_hash: str, user_id: str,
+                           expires_at: Timestamp) -> int:
+        """Insert (code, account) unless there; only a new pair bumps the code's counter, in
+        one UPDATE … RETURNING whose row lock serialises racing accounts (hit-then-test)."""
+        inserted = await self._conn.execute(_ACCOUNT_INSERT[self._conn.dialect.name], {
+            "device_code_hash": device_code_hash, "user_id": user_id, "expires_at": expires_at})
+        params = {"b_device_code_hash": device_code_hash}
+        if inserted.rowcount == 1:
+            count = (await self._conn.execute(_ACCOUNT_BUMP, params)).scalar()
+        else:
+            count = (await self._conn.execute(_ACCOUNT_COUNT, params)).scalar()
+        return int(count or 0)
+
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
-        """Delete up to ``limit`` records whose ``expires_at`` is before ``expired_before``."""
+        """Delete up to ``limit`` records whose ``expires_at`` is before ``expired_before``,
+        and the accounts noted for codes expired by then (a few rows per code)."""
+        await self._conn.execute(_ACCOUNT_PURGE, {"b_before": expired_before})
         return await _purge(self._conn, _DEVICE_PURGE, expired_before, limit)

@@ -53,6 +53,13 @@ clients = Table(
     Column("created_at", Double, nullable=False),
     # Space-joined, sorted (a URI has no space, RFC 3986 §2); '' for none (0009).
     Column("redirect_uris", Text, nullable=False, server_default=""),
+    # Device-flow rules (0009); NULL follows the server / places no restriction.
+    Column("proximity_policy", Text, nullable=True),
+    Column("device_networks", Text, nullable=True),  # space-joined CIDRs
+    Column("device_countries", Text, nullable=True),  # space-joined ISO codes
+    Column("device_scopes", Text, nullable=True),  # space-joined, sorted
+    Column("device_access_token_lifetime", Integer, nullable=True),
+    Column("device_refresh_token_lifetime", Integer, nullable=True),
     CheckConstraint("client_type IN ('public', 'confidential')", name="client_type"),
 )
 
@@ -85,11 +92,32 @@ device_authorizations = Table(
     Column("user_id", Text, nullable=True),
     Column("auth_time", Double, nullable=True),
     Column("decided_at", Double, nullable=True),
+    # The device's network facts (0009), NULL when not looked up (policy off, or older rows).
+    Column("net_country", Text, nullable=True),
+    Column("net_country_name", Text, nullable=True),
+    Column("net_asn", BigInteger, nullable=True),
+    Column("net_as_org", Text, nullable=True),
+    Column("net_hosting", Text, nullable=True),
+    Column("net_local", Integer, nullable=True),  # 1 private/loopback, 0 public
+    # Distinct accounts that opened this code's consent page: bumped by one UPDATE per new
+    # account (a row in code_accounts first), so racing accounts each read their own count.
+    Column("accounts_tried", Integer, nullable=False, server_default="0"),
     # The unique index is what makes a user code collision an IntegrityError (RFC 8628 §6.1:
     # a user code names exactly one pending authorization).
     UniqueConstraint("user_code_hash"),
     CheckConstraint("status IN ('pending', 'approved', 'denied', 'redeemed')", name="status"),
     Index(None, "expires_at"),  # purge scans by expiry
+)
+
+# Which accounts opened which code's consent page (0009): the distinct-accounts signal of the
+# proximity judgement (RFC 10027 §6.1.4). The key makes an account count once per code.
+code_accounts = Table(
+    "code_accounts",
+    metadata,
+    Column("device_code_hash", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("expires_at", Double, nullable=False),  # the code's; purged with it
+    Index(None, "expires_at"),
 )
 
 refresh_tokens = Table(
@@ -260,6 +288,7 @@ __all__ = [
     "authorization_codes",
     "browser_sessions",
     "clients",
+    "code_accounts",
     "device_authorizations",
     "grants",
     "metadata",

@@ -33,15 +33,12 @@ from ....protocol.scopes import OFFLINE_ACCESS, describe_scope
 from .. import csrf
 from ..pages import SECURITY_HEADERS, page_url, redirect, render
 from ..requests import origin
-from .verification import (
-    FORM_EXPIRED,
-    NO_DECISION,
-    _forget_sign_in,
-    _form,
-    _service,
-    _signed_in,
-    sign_in_then,
-)
+from .browser import FORM_EXPIRED, NO_DECISION
+from .browser import forget_sign_in as _forget_sign_in
+from .browser import form as _form
+from .browser import service as _service
+from .browser import signed_in as _signed_in
+from .verification import sign_in_then
 
 PAGE = "authorize_consent"
 PENDING = "authorize"

@@ -22,14 +22,12 @@ from starlette.routing import BaseRoute, Route
 
 from .. import csrf
 from ..pages import page_url, redirect, render
-from .verification import (
-    FORM_EXPIRED,
-    _forget_sign_in,
-    _form,
-    _service,
-    _signed_in,
-    sign_in_then,
-)
+from .browser import FORM_EXPIRED
+from .browser import forget_sign_in as _forget_sign_in
+from .browser import form as _form
+from .browser import service as _service
+from .browser import signed_in as _signed_in
+from .verification import sign_in_then
 
 PAGE = "account_devices"
 NOTICE = "devices_notice"

@@ -11,6 +11,7 @@ Flow, each step a POST answered by a 303 to the next GET (POST-redirect-GET):
     GET/POST /device/signin   skipped while the browser is signed in, unless approving needs
                               the password again (older than ``approval_max_age``)
     GET/POST /device/consent  who asks, for what, from where and when; Approve or Deny
+                              (``endpoints.consent``, with the proximity judgement)
     GET      /device/done     "Device connected" / "Request denied"
     POST     /device/signout
 
@@ -19,50 +20,41 @@ Flow, each step a POST answered by a 303 to the next GET (POST-redirect-GET):
 
 The sign-in lives on the server (``service.sessions``): the signed cookie carries only its random
 id, read back from storage on every request that relies on it, so signing out, a password change,
-removing the user or ``deviceflow user signout`` ends it for every copy of the cookie. The rest of
-the cookie is page state: a random id for the per-session code budget, the code this session
-entered, the CSRF token, and the last result.
+removing the user or ``deviceflow user signout`` ends it for every copy of the cookie. The session
+keys and helpers the pages share are in ``endpoints.browser``.
 """
 
 from __future__ import annotations
 
-import math
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ....protocol.codes import display_user_code
-from ....protocol.errors import InvalidRequestError
-from ....protocol.models import User
-from ....protocol.params import FormParams
 from ....protocol.verification import Decision
-from ...service import (
-    CodeAttempt,
-    CodeRefused,
-    DecisionOutcome,
-    DeviceFlowService,
-    PendingRequest,
-    SignedIn,
-    SignInRefused,
-    Throttled,
-)
+from ...service import CodeAttempt, CodeRefused, SignInRefused, Throttled
 from .. import csrf
 from ..pages import page_url, redirect, render
-from ..requests import client_ip, read_form
+from ..requests import client_ip
+from .browser import (
+    FORM_EXPIRED,
+    RESULT,
+    RETURN_TO,
+    SIGN_IN,
+    USER_CODE,
+)
+from .browser import entered_code as _entered_code
+from .browser import forget_sign_in as _forget_sign_in
+from .browser import form as _form
+from .browser import service as _service
+from .browser import session_id as _session_id
+from .browser import sign_in_changed as _sign_in_changed
+from .browser import signed_in as _signed_in
+from .browser import wait_message as _wait_message
+from .browser import within as _within
 
-# --- session keys ------------------------------------------------------------------------------
-
-SESSION_ID = "sid"
-SIGN_IN = "signin"
-"""The random id of the server-side sign-in; never who or when."""
-USER_CODE = "user_code"
-RESULT = "result"
-RETURN_TO = "return_to"
-"""A page to return to after signing in, by route name (never a URL: no open redirect)."""
 RETURN_PAGES = frozenset({"account_devices", "authorize_consent"})
 
 # --- what the pages say ------------------------------------------------------------------------
@@ -74,12 +66,6 @@ CODE_REFUSED = (
 CODE_MISSING = "Enter the code shown on your device."
 SIGN_IN_REFUSED = "That username and password don't match an account here."
 CREDENTIALS_MISSING = "Enter your username and password."
-FORM_EXPIRED = "This form has expired or didn't come from this site. Please try again."
-OTHER_TAB = (
-    "You entered a different code in another tab. Compare this code with your device, "
-    "then choose again."
-)
-NO_DECISION = "Choose Approve or Deny."
 SIGN_IN_HELPS = "If you have an account here, sign in first and you can go on entering codes."
 SIGN_IN_AGAIN = (
     "Enter your password again to approve this device: you signed in more than {age} ago."
@@ -98,68 +84,8 @@ CODE_ERROR_ID = "user_code_error"
 _MAX_ECHO = 64
 """Longest typed code we put back into the input (the value is escaped; this only bounds size)."""
 _MAX_USERNAME = 256
-_MAX_USER_AGENT = 512
 
 _DECISIONS: Mapping[str, Decision] = {d.value: d for d in Decision}
-
-
-# --- request helpers ---------------------------------------------------------------------------
-
-
-def _service(request: Request) -> DeviceFlowService:
-    service = request.app.state.service
-    if not isinstance(service, DeviceFlowService):
-        raise TypeError("app.state.service is not a DeviceFlowService")
-    return service
-
-
-def _session_id(request: Request) -> str:
-    """The key of the per-session budget. A guesser can drop the cookie to get a new one, which is
-    why the per-IP and global budgets exist too (RFC 8628 §5.1)."""
-    sid = request.session.get(SESSION_ID)
-    if not isinstance(sid, str) or not sid:
-        sid = secrets.token_urlsafe(16)
-        request.session[SESSION_ID] = sid
-    return sid
-
-
-_SIGNED_IN_STATE = "deviceflow_signed_in"
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """The sign-in as read for this request (so one request reads storage once)."""
-
-    signed: SignedIn | None
-
-
-async def _signed_in(request: Request, service: DeviceFlowService) -> SignedIn | None:
-    """This browser's live sign-in, read from storage: a revoked, expired or unknown one is
-    dropped from the cookie."""
-    cached = getattr(request.state, _SIGNED_IN_STATE, None)
-    if isinstance(cached, _Read):
-        return cached.signed
-    signed = await service.sessions.current(request.session.get(SIGN_IN))
-    if signed is None:
-        request.session.pop(SIGN_IN, None)
-    setattr(request.state, _SIGNED_IN_STATE, _Read(signed))
-    return signed
-
-
-def _sign_in_id(request: Request) -> str:
-    """The cookie's sign-in id ("" when none: no stored sign-in has that hash)."""
-    value = request.session.get(SIGN_IN)
-    return value if isinstance(value, str) else ""
-
-
-def _forget_sign_in(request: Request) -> None:
-    request.session.pop(SIGN_IN, None)
-    setattr(request.state, _SIGNED_IN_STATE, _Read(None))
-
-
-def _entered_code(request: Request) -> str | None:
-    code = request.session.get(USER_CODE)
-    return code if isinstance(code, str) and code else None
 
 
 def return_to(request: Request) -> str | None:
@@ -178,41 +104,6 @@ def _needs_fresh_sign_in(request: Request) -> bool:
     """Whether what waits for this sign-in needs the password entered recently: approving an
     entered code, or signing out devices."""
     return return_to(request) is not None or _entered_code(request) is not None
-
-
-async def _form(request: Request) -> FormParams | Response:
-    try:
-        return await read_form(request)
-    except InvalidRequestError:
-        return render(request, "error.html", {
-            "title": "Something went wrong",
-            "message": "That form couldn't be read. Please start again.",
-            "start": page_url(request, "device"),
-        }, status=400)
-
-
-# --- wording helpers ---------------------------------------------------------------------------
-
-
-def _wait_message(seconds: int) -> str:
-    if seconds < 60:
-        amount, unit = seconds, "second"
-    else:
-        amount, unit = math.ceil(seconds / 60), "minute"
-    plural = "" if amount == 1 else "s"
-    return f"Too many attempts. Please wait {amount} {unit}{plural} and try again."
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 60:
-        return "less than a minute ago"
-    minutes = int(seconds // 60)
-    return f"{minutes} minute{'' if minutes == 1 else 's'} ago"
-
-
-def _within(seconds: float) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
-    return f"{minutes} minute{'' if minutes == 1 else 's'}"
 
 
 # --- page builders -----------------------------------------------------------------------------
@@ -248,7 +139,7 @@ async def _code_page(
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
-async def _code_refused(request: Request, typed: str = "") -> Response:
+async def code_refused(request: Request, typed: str = "") -> Response:
     """One page, one status, one message for every refused code: unknown, malformed, expired,
     used, approved or denied elsewhere. The page must be no oracle (RFC 8628 §5.1): what was
     typed comes back the same way whatever the reason."""
@@ -283,27 +174,6 @@ async def _signin_page(
         "user_code": None if return_to(request) else _entered_code(request),
         "action": page_url(request, "device_signin"),
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
-
-
-def _consent_page(
-    request: Request,
-    pending: PendingRequest,
-    user: User,
-    *,
-    alert: str | None = None,
-    status: int = 200,
-) -> Response:
-    now = _service(request).now()
-    return render(request, "consent.html", {
-        "pending": pending,
-        "user": user,
-        "alert": alert,
-        "user_agent": pending.origin.user_agent[:_MAX_USER_AGENT],
-        "requested_ago": _ago(max(0.0, now - pending.created_at)),
-        "expires_in": _within(max(0.0, pending.expires_at - now)),
-        "action": page_url(request, "device_consent"),
-        "signout_action": page_url(request, "device_signout"),
-    }, status=status)
 
 
 def _after_sign_in(request: Request) -> str:
@@ -351,7 +221,7 @@ async def code_submit(request: Request) -> Response:
         )
     if isinstance(entry, CodeRefused):
         request.session.pop(USER_CODE, None)
-        return await _code_refused(request, raw)
+        return await code_refused(request, raw)
     request.session[USER_CODE] = entry.user_code
     request.session.pop(RESULT, None)
     request.session.pop(RETURN_TO, None)  # the code is what this browser is here for now
@@ -395,90 +265,10 @@ async def signin_submit(request: Request) -> Response:
     request.session[SIGN_IN] = await service.sessions.start(
         result.user_id, replacing=request.session.get(SIGN_IN)
     )
-    setattr(request.state, _SIGNED_IN_STATE, None)  # read again when next asked
+    _sign_in_changed(request)  # read again when next asked
     # A new token after authentication: one planted or seen before sign-in is worthless now.
     csrf.rotate(request.session)
     return redirect(_after_sign_in(request))
-
-
-@dataclass(frozen=True, slots=True)
-class _Consent:
-    signed: SignedIn
-    pending: PendingRequest
-    user: User
-
-
-async def _load_consent(request: Request, *, to_approve: bool) -> _Consent | Response:
-    """What the consent step needs, or the page to show instead: the code step when this session
-    entered no code, sign-in when it is not signed in (or, ``to_approve``, signed in longer ago
-    than ``approval_max_age``), and the refusal when the code is no longer actionable (decided,
-    expired)."""
-    service = _service(request)
-    code = _entered_code(request)
-    if code is None:
-        return redirect(page_url(request, "device"))
-    signed = await _signed_in(request, service)
-    if signed is None or (to_approve and not signed.may_approve):
-        return redirect(page_url(request, "device_signin"))
-    pending = await service.verification.pending_request(code)
-    if pending is None:
-        return await _code_refused(request)
-    user = await service.accounts.get_user(signed.user_id)
-    if user is None:
-        _forget_sign_in(request)
-        return redirect(page_url(request, "device_signin"))
-    return _Consent(signed, pending, user)
-
-
-async def consent_form(request: Request) -> Response:
-    """GET /device/consent. Reopening it after a decision (Back, reload, an old link) finds the
-    code no longer actionable and shows the refusal: a decided code cannot be revived. Its
-    Approve button needs a fresh password, so a stale sign-in is sent to enter it first."""
-    loaded = await _load_consent(request, to_approve=True)
-    if isinstance(loaded, Response):
-        return loaded
-    return _consent_page(request, loaded.pending, loaded.user)
-
-
-async def consent_submit(request: Request) -> Response:
-    """POST /device/consent: record Approve or Deny. The result page is shown only after the
-    service stored the decision; its compare-and-set makes a second decision of the same code
-    (Back, another tab, a race) fail instead of overwrite (RFC 8628 §5.4).
-
-    Approve with a sign-in older than ``approval_max_age`` records nothing and asks for the
-    password again; Deny needs only a live sign-in (it gives nothing away)."""
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    csrf_ok = csrf.is_valid(request.session, form.get(csrf.FIELD))
-    loaded = await _load_consent(request, to_approve=False)
-    if isinstance(loaded, Response):
-        return loaded
-    pending = loaded.pending
-    if not csrf_ok:
-        return _consent_page(request, pending, loaded.user, alert=FORM_EXPIRED, status=403)
-    # The session holds one code; a consent page from an older tab must not approve the newer code
-    # the person never saw on this page.
-    if form.get("user_code") != pending.user_code:
-        return _consent_page(request, pending, loaded.user, alert=OTHER_TAB, status=409)
-    decision = _DECISIONS.get(form.get("decision", ""))
-    if decision is None:
-        return _consent_page(request, pending, loaded.user, alert=NO_DECISION, status=400)
-    if decision is Decision.APPROVE and not loaded.signed.may_approve:
-        return redirect(page_url(request, "device_signin"))
-    outcome = await _service(request).verification.record_decision(
-        pending.user_code, decision, loaded.signed.user_id, loaded.signed.auth_time,
-        session_id=_sign_in_id(request),
-    )
-    if outcome is DecisionOutcome.SIGN_IN_AGAIN:  # went stale or ended since it was read
-        return redirect(page_url(request, "device_signin"))
-    if outcome is not DecisionOutcome.RECORDED:
-        return await _code_refused(request)
-    metrics = request.app.state.metrics
-    (metrics.approvals if decision is Decision.APPROVE else metrics.denials).inc()
-    request.session[RESULT] = {"decision": decision.value, "client_name": pending.client_name,
-                               "decided_at": _service(request).now()}
-    return redirect(page_url(request, "device_done"))
 
 
 async def done(request: Request) -> Response:
@@ -518,8 +308,6 @@ routes: list[BaseRoute] = [
     Route("/device", code_submit, methods=["POST"], name="device_submit"),
     Route("/device/signin", signin_form, methods=["GET"], name="device_signin"),
     Route("/device/signin", signin_submit, methods=["POST"], name="device_signin_submit"),
-    Route("/device/consent", consent_form, methods=["GET"], name="device_consent"),
-    Route("/device/consent", consent_submit, methods=["POST"], name="device_consent_submit"),
     Route("/device/done", done, methods=["GET"], name="device_done"),
     Route("/device/signout", signout, methods=["POST"], name="device_signout"),
 ]
