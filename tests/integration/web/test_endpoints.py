@@ -1081,8 +1081,9 @@ async def test_a_body_of_exactly_64k_is_read(server: Server) -> None:
         ({"client_id": "tv"}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": ""}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": "password"}, 400, "unsupported_grant_type"),
-        ({"client_id": "tv", "grant_type": "client_credentials"}, 400, "unsupported_grant_type"),
-        ({"client_id": "tv", "grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        # Offered now, but not to this public client (RFC 6749 §4.4), and without a code.
+        ({"client_id": "tv", "grant_type": "client_credentials"}, 400, "unauthorized_client"),
+        ({"client_id": "tv", "grant_type": "authorization_code"}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": "device_code"}, 400, "unsupported_grant_type"),
         ({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, 400,
          "unsupported_grant_type"),
