@@ -192,6 +192,16 @@ class Limiter:
         return Check(NETWORK_CODES, RateLimitItemPerSecond(_NETWORK_TALLY_CEILING, window),
                      network)
 
+    async def first_time(self, name: str, key: str, window: int) -> bool:
+        """True for the first call with ``key`` in ``window`` seconds, across workers: one atomic
+        hit-then-test of a budget of one (a notice sent once per device code, not per page
+        view). True when the storage is unreachable: a repeated notice beats a lost one."""
+        try:
+            return bool(await self._limiter.hit(RateLimitItemPerSecond(1, window), name, key))
+        except Exception as exc:
+            self._warn(exc)
+            return True
+
     async def tally(self, check: Check) -> int:
         """How many entries ``check``'s window holds now (after any ``count`` into it). Each
         ``count`` is an atomic hit in the shared storage, so racing requests are all counted;

@@ -182,7 +182,7 @@ async def test_an_approval_through_the_pages_emails_the_person_and_signs_a_webho
     assert (data["client_id"], data["client_name"], data["username"]) == (
         "tv", "Living-room TV", "alice")
     assert data["device"] == {"ip_address": DEVICE_IP, "user_agent": DEVICE_UA,
-                              "network": None, "place": None}
+                              "network": "a local network", "place": None}
     assert data["event_id"] == world.hooks.ids[0]
 
 

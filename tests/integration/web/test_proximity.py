@@ -10,6 +10,7 @@ lookup the settings name. On memory, SQLite, and PostgreSQL with Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -21,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tests.integration.web.test_audit import GENEROUS, Clock, csrf_of
+from tests.integration.web.test_audit import Clock, csrf_of
 from tests.support.databases import fresh_postgres_database, require_postgres, sqlite_url
+from tests.support.limits import GENEROUS_LIMITS
 from tests.support.networkdb import write_databases
+from tests.support.receivers import webhook_receiver
 from tests.support.servers import claimed_redis_db, require_redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -31,6 +34,7 @@ from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.audit import AuditEventType, AuditQuery
 from deviceflow.protocol.models import ClientChanges, ClientType
 from deviceflow.protocol.proximity import ProximityPolicy
+from deviceflow.server.notifications.webhooks import generate_secret
 from deviceflow.server.service import AdminService, DeviceFlowService
 from deviceflow.server.web.app import create_app
 from deviceflow.storage.interface import Store
@@ -111,7 +115,7 @@ async def _world(tmp_path: Path, store: Store, db_redis: str | None,
     asn, country = write_databases(tmp_path)
     clock = Clock()
     settings = ServerSettings(**{
-        "issuer": ISSUER, "redis": db_redis, "log_format": "text", **GENEROUS,
+        "issuer": ISSUER, "redis": db_redis, "log_format": "text", **GENEROUS_LIMITS,
         "network_asn_database": str(asn), "network_country_database": str(country),
         **overrides})
     app = create_app(settings, store=store, clock=clock)
@@ -376,3 +380,40 @@ async def test_shorter_lifetimes_for_device_grant_tokens(world: World) -> None:
     ended = await world.token(HOME_DE, {"grant_type": "refresh_token",
                                         "refresh_token": refreshed["refresh_token"]})
     assert (ended.status_code, ended.json()["error"]) == (400, "invalid_grant")
+
+
+# --- the operator hears of high risk (issue 10 §4) ----------------------------------------------
+
+
+async def test_a_high_risk_request_reaches_the_webhook_once(
+        backing: tuple[str, str | None], tmp_path: Path) -> None:
+    """The consent page judges on every view; the operator's webhook hears of a high-risk
+    request once per device code (one atomic hit in the limiter's storage), and the approval's
+    own event carries the device's network, its place and the risk it was approved under."""
+    secret = generate_secret()
+    with webhook_receiver(secret) as (hooks, url):
+        async for world in _open(backing, tmp_path, webhook_urls=(url,), webhook_secret=secret):
+            body = (await world.authorize(AWS_US)).json()
+            world.clock.now += 120
+            async with world.behind_proxy(HOME_DE) as browser:
+                await world.consent_page(browser, body["user_code"])
+                page = await browser.get("/device/consent")  # a reload judges again
+                posted = await browser.post("/device/consent", data={
+                    "csrf_token": csrf_of(page.text), "user_code": body["user_code"],
+                    "decision": "approve"})
+                assert posted.headers["location"] == "/device/done"
+            assert len(await world.judgements()) == 3
+            for _ in range(1000):  # the delivery task sends in the background
+                if len(hooks.verified) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+    kinds = sorted(event["type"] for event in hooks.verified)
+    assert kinds == ["approved", "high_risk_request"], kinds
+    assert hooks.rejected == 0
+    [risky] = [e["data"] for e in hooks.verified if e["type"] == "high_risk_request"]
+    [approved] = [e["data"] for e in hooks.verified if e["type"] == "approved"]
+    for data in (risky, approved):
+        assert data["device"]["ip_address"] == AWS_US
+        assert data["device"]["network"] == "Amazon AWS, AS16509"
+        assert data["device"]["place"] == "United States"
+    assert risky["risk"] == approved["risk"] == {"level": "high", "reasons": [WARNING]}

@@ -72,9 +72,12 @@ class ProximityService:
         if assessment.level is RiskLevel.HIGH:
             log.warning("high-risk device authorization: %s (policy %s)",
                         assessment.detail(), policy.value)
-            # The operator's webhooks hear of it (issue 10 §4); one outbox row, nothing when
-            # notifications are off.
-            if ctx.notifier.enabled:
+            # The operator's webhooks hear of it (issue 10 §4) once per device code, though the
+            # consent page judges on every view; one outbox row, nothing when notifications are
+            # off.
+            if ctx.notifier.enabled and await ctx.limiter.first_time(
+                    "high_risk_notice", record.device_code_hash,
+                    max(1, int(record.expires_at - ctx.clock()) + 1)):
                 await ctx.notifier.record_high_risk_request(
                     ctx.store, client_id=record.client_id, origin=record.origin,
                     risk=assessment.level.label, reasons=assessment.sentences(),
