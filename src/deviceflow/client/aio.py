@@ -16,7 +16,7 @@ from typing import TypeAlias, TypeVar
 
 import httpx
 
-from deviceflow.client.cache import CacheRecord, FileLock, StoreKind, TokenCache
+from deviceflow.client.cache import CacheKey, CacheRecord, FileLock, StoreKind, TokenCache
 from deviceflow.client.core import ClientOptions, SystemClock, TokenRequest, ad_hoc_profile
 from deviceflow.client.errors import CacheCorruptError, ConfigurationError
 from deviceflow.client.flow import (
@@ -32,7 +32,7 @@ from deviceflow.client.flow import (
     Sleep,
     TransportFailure,
 )
-from deviceflow.client.profiles import Profile, ProfileStore
+from deviceflow.client.profiles import FlowKind, Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
 from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
 from deviceflow.client.sync import (
@@ -211,12 +211,13 @@ class AsyncDeviceFlowClient:
             self.options.metadata = await self._run(self.options.metadata_flow())
         return self.options.metadata
 
-    async def _load(self, *, force: bool) -> CacheRecord | None:
+    async def _load(self, *, force: bool, key: CacheKey | None = None) -> CacheRecord | None:
         cache = self.options.cache
         if cache is None:
-            return self.options.memory
+            memory = self.options.memory
+            return memory if memory is None or key is None or memory.key == key else None
         try:
-            return await asyncio.to_thread(cache.load, self.options.key)
+            return await asyncio.to_thread(cache.load, key or self.options.key)
         except CacheCorruptError:
             if force:
                 return None
@@ -230,22 +231,25 @@ class AsyncDeviceFlowClient:
         force: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the person, not I/O
         sign_in: bool = True,
+        flow: FlowKind | str = FlowKind.DEVICE_CODE,
     ) -> TokenSet:
         """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then the device flow
-        (unless ``sign_in=False``: then ``SignInRequiredError``)."""
-        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in)
-        hit = self.options.cached(await self._load(force=force), request)
+        or client credentials (unless ``sign_in=False``: then ``SignInRequiredError``). The
+        interactive-browser flow is the synchronous client's."""
+        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow))
+        key = self.options.key_for(request)
+        hit = self.options.cached(await self._load(force=force, key=key), request)
         if hit is not None:
             return hit
         cache = self.options.cache
         if cache is None:
-            return await self._acquire(self.options.memory, request)
-        lock = FileLock(cache.lock_path(self.options.key))
+            return await self._acquire(await self._load(force=force, key=key), request)
+        lock = FileLock(cache.lock_path(key))
         await asyncio.to_thread(
             lock.acquire, timeout=timeout, on_wait=self.options.waiting_notice()
         )
         try:
-            record = await self._load(force=force)
+            record = await self._load(force=force, key=key)
             hit = self.options.cached(record, request)
             if hit is not None:
                 return hit
