@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import socketserver
+import threading
 import time
 import webbrowser
 from collections.abc import Callable
@@ -154,8 +155,13 @@ class LoopbackBrowser:
         if server is None:
             raise RuntimeError("AwaitRedirect before Listen")
         server.authorization = event.authorization
-        if not self.open_browser(event.authorization.url) and self.on_notice is not None:
-            self.on_notice("No browser could be opened here; open the address above yourself.")
+        # In a thread: webbrowser runs a $BROWSER command to its end, and a browser started
+        # that way may live until it is closed; the listener must answer meanwhile (its socket
+        # already listens, so an early redirect waits in the backlog).
+        threading.Thread(
+            target=self._open, args=(event.authorization.url,), name="deviceflow-browser",
+            daemon=True,
+        ).start()
         deadline = self.monotonic() + event.timeout
         try:
             while server.outcome.code is None and server.outcome.error is None:
@@ -170,6 +176,10 @@ class LoopbackBrowser:
             raise server.outcome.error
         assert server.outcome.code is not None
         return Redirected(server.outcome.code)
+
+    def _open(self, url: str) -> None:
+        if not self.open_browser(url) and self.on_notice is not None:
+            self.on_notice("No browser could be opened here; open the address above yourself.")
 
     def close(self) -> None:
         if self._server is not None:

@@ -1,4 +1,5 @@
-"""``deviceflow get-token``: print an access token, signing in with the device flow if needed.
+"""``deviceflow get-token``: print an access token, signing in if needed (device code,
+interactive browser or client credentials; cli/flows.py picks the flow and the secret).
 
 Options → run → typed result → renderer: ``run`` returns a ``TokenResult``; ``render`` prints the
 token (text) or its JSON on stdout, and nothing else goes to stdout. A cached token with more than
@@ -25,6 +26,7 @@ from deviceflow.cli.common import (
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.cli.fastpath import token_json
+from deviceflow.cli.flows import FLOW_CHOICES, FlowView, client_secret, pick_flow
 from deviceflow.cli.signin import make_view
 from deviceflow.client.errors import CacheCorruptError, CancelledByUserError
 
@@ -42,6 +44,8 @@ class GetTokenOptions:
     timeout: float | None = None
     sign_in: bool = True  # False: cache or silent refresh only (SignInRequiredError otherwise)
     prompt: bool = True  # False: never ask on stdin (kubectl and docker own it)
+    flow: str | None = None  # None: the profile's default_flow, else chosen for this machine
+    client_secret_stdin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +63,11 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
 
     _profiles, profile = resolve_profile(env, options.profile)
     cache = token_cache(env)
-    secret = cache.load_secret(profile.name) if profile.has_client_secret else None
-    if profile.has_client_secret and secret is None:
-        raise CliError(
-            f"Profile '{profile.name}' needs its client secret, which is missing from the token "
-            f"store; set it again with 'deviceflow update-profile --name {profile.name} "
-            "--client-secret-stdin'.",
-            ExitCode.CONFIG,
-        )
-    view = make_view(env, show_qr=options.show_qr)
+    choice = pick_flow(env, options.flow, profile)
+    secret = client_secret(
+        env, profile, cache, choice.flow, from_stdin=options.client_secret_stdin
+    )
+    view = FlowView(env, make_view(env, show_qr=options.show_qr), choice)
     force = options.force
     with DeviceFlowClient(
         profile,
@@ -85,6 +85,7 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
                         force=force,
                         timeout=options.timeout,
                         sign_in=options.sign_in,
+                        flow=choice.flow,
                     )
                 finally:
                     view.close()
@@ -98,7 +99,8 @@ def run(env: Env, options: GetTokenOptions) -> TokenResult:
                         "Not signing in while the token cache is unusable.", ExitCode.CACHE
                     ) from None
                 force = True
-        record = client.options.cache.load(profile.cache_key) if client.options.cache else None
+        key = profile.cache_key_for(choice.flow)
+        record = client.options.cache.load(key) if client.options.cache else None
     view.succeeded(profile.name)
     return TokenResult(
         profile=profile.name,
@@ -138,20 +140,32 @@ def render(env: Env, result: TokenResult, output: str) -> None:
     epilog="""\b
 Examples:
   deviceflow get-token --flow device-code --profile myapp
+  deviceflow get-token --flow interactive-browser myapp
+  deviceflow get-token --flow client-credentials ci-bot      # secret stored with the profile
+  vault read -field=secret ci | deviceflow get-token --flow client-credentials \
+      --client-secret-stdin ci-bot
   deviceflow get-token myapp
   deviceflow get-token --scope https://graph.microsoft.com/User.Read
   TOKEN=$(deviceflow get-token --output json | jq -r .access_token)
 
 A cached token valid for more than a minute is printed at once; otherwise the refresh token is
-used silently; otherwise the device flow runs and the sign-in instructions appear on stderr.""",
+used silently; otherwise the flow signs in: without --flow and a profile default, the browser on a
+machine with a display and no SSH session, the device code otherwise (said on stderr).""",
 )
 @profile_argument
 @profile_option
 @click.option(
     "--flow",
-    type=click.Choice(["device-code"]),
+    type=click.Choice(FLOW_CHOICES),
     default=None,
-    help="How to sign in (default: the profile's default flow, device-code).",
+    help="How to sign in (default: the profile's default flow, else interactive-browser on a "
+    "machine with a display and no SSH session, device-code otherwise).",
+)
+@click.option(
+    "--client-secret-stdin",
+    is_flag=True,
+    help="Read the client secret from stdin (one line) for this run; else "
+    "$DEVICEFLOW_CLIENT_SECRET, else the one stored with the profile.",
 )
 @click.option(
     "--scope",
@@ -178,6 +192,7 @@ def command(
     profile_arg: str | None,
     profile_name: str | None,
     flow: str | None,
+    client_secret_stdin: bool,
     scopes: tuple[str, ...],
     audience: str | None,
     output: str,
@@ -185,7 +200,7 @@ def command(
     no_qr: bool,
     timeout: float | None,
 ) -> int:
-    """Print an access token for a profile (stdout); sign in with the device flow if needed.
+    """Print an access token for a profile (stdout); sign in if needed.
 
     --output text prints the token alone; --output json prints access_token, token_type,
     expires_at (ISO 8601 UTC), expires_in, scope, id_token (when present) and profile. The
@@ -200,6 +215,8 @@ def command(
         force=force,
         show_qr=not no_qr,
         timeout=timeout,
+        flow=flow,
+        client_secret_stdin=client_secret_stdin,
     )
     result = run(env, options)
     render(env, result, output)

@@ -10,13 +10,14 @@ from deviceflow.cli.common import env_of, profile_store, resolve_profile, split_
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.cli.profile_options import (
     docker_options,
+    flow_setting,
     name_argument,
     read_secret,
     registries,
     settings_options,
 )
 from deviceflow.client.errors import ConfigurationError
-from deviceflow.client.profiles import FlowKind, Profile, validate_profile_name
+from deviceflow.client.profiles import Profile, validate_profile_name
 from deviceflow.client.providers import ProviderKind
 
 __all__ = ["command"]
@@ -88,7 +89,7 @@ def command(
     elif no_audience:
         changes["audience"] = None
     if default_flow:
-        changes["default_flow"] = FlowKind(default_flow)
+        changes["default_flow"] = flow_setting(default_flow)
     if rename:
         changes["name"] = validate_profile_name(rename)
     secret = read_secret(env) if client_secret_stdin else None
