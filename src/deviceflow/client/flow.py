@@ -80,7 +80,8 @@ INTERVAL_MARGIN = 1.1
 INTERVAL_MARGIN_AFTER_SLOW_DOWN = 1.2
 MAX_BACKOFF = 60.0
 _SECRET_FIELDS = frozenset(
-    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code"}
+    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code",
+     "code_verifier"}
 )
 
 
