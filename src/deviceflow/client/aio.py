@@ -325,7 +325,7 @@ class AsyncDeviceFlowClient:
         result = await self._run(revocation_flow(self.options, record)) if record else None
         removed: list[str] = []
         if self.options.cache is not None:
-            removed = await asyncio.to_thread(self.options.cache.delete, self.options.key)
+            removed = await asyncio.to_thread(self.options.forget_cached)
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None

@@ -153,6 +153,14 @@ class ClientOptions:
     def key_for(self, request: TokenRequest) -> CacheKey:
         return self.profile.cache_key_for(request.flow)
 
+    def forget_cached(self) -> list[str]:
+        """Logout: delete the person's tokens and the client's own (client credentials, which
+        nothing revokes: they expire); returns where something was removed."""
+        if self.cache is None:
+            return []
+        client_key = self.profile.cache_key_for(FlowKind.CLIENT_CREDENTIALS)
+        return self.cache.delete(self.key) + self.cache.delete(client_key)
+
     def auth(
         self, metadata: ServerMetadata, endpoint_methods: tuple[str, ...] = ()
     ) -> ClientAuth:

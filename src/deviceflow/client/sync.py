@@ -357,7 +357,7 @@ class DeviceFlowClient:
         result = self._run(revocation_flow(self.options, record)) if record else LogoutResult(())
         removed: list[str] = []
         if self.options.cache is not None:
-            removed = self.options.cache.delete(self.options.key)
+            removed = self.options.forget_cached()
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None

@@ -253,3 +253,16 @@ def test_google_browser_sign_in_needs_the_secret(tmp_path: Path) -> None:
     assert result.code == 3
     assert result.err.strip().endswith("--client-secret-stdin.")
     assert "Google needs the client secret" in result.err
+
+
+def test_logout_forgets_the_clients_own_tokens_too(
+    tmp_path: Path, provider: respx.MockRouter
+) -> None:
+    profile(tmp_path)
+    cc_token(provider)
+    env = {"DEVICEFLOW_CLIENT_SECRET": "s"}
+    assert invoke(tmp_path, "get-token", "--flow", "client-credentials", "p", **env).code == 0
+    assert list((tmp_path / "data" / "tokens").glob("p.*.json"))
+    result = invoke(tmp_path, "logout", "p", **env)
+    assert result.code == 0, result.err
+    assert not list((tmp_path / "data" / "tokens").glob("p.*.json"))
