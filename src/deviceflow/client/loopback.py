@@ -15,7 +15,7 @@ import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from deviceflow.client.browser_flow import (
@@ -62,9 +62,23 @@ class _Outcome:
     error: DeviceFlowError | None = None
 
 
-class _Server(HTTPServer):
+class _Server(ThreadingHTTPServer):
+    """One thread per connection: a browser's idle speculative connection must not hold up the
+    one that brings the redirect."""
+
+    daemon_threads = True
     authorization: AuthorizationRequest | None = None
-    outcome: _Outcome
+
+    def start(self) -> None:
+        self.outcome = _Outcome()
+        self.claimed = False
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def finish(self, outcome: _Outcome) -> None:
+        """Published after the page is written: the process may end right after."""
+        self.outcome = outcome
+        self.done.set()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can stall for seconds on a
@@ -78,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "deviceflow"
     sys_version = ""
+    timeout = 10  # seconds a connection may stay silent (socket timeout per request)
 
     def log_message(self, format: str, *args: object) -> None:
         return None  # the request line holds the code: never log it
@@ -87,9 +102,6 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.server.authorization
         if authorization is None or (parts.path or "/") != authorization.callback_path:
             self._page(404, "Not found", "This is deviceflow's sign-in listener.")
-            return
-        if self.server.outcome.code is not None or self.server.outcome.error is not None:
-            self._page(409, "Already answered", "This sign-in is already complete.")
             return
         try:
             code = authorization.check(parts.query)
@@ -102,15 +114,27 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         except DeviceFlowError as exc:
-            self.server.outcome.error = exc
-            self._page(400, "Sign-in failed", f"{exc} You can close this tab.")
+            if self._claim():
+                self._page(400, "Sign-in failed", f"{exc} You can close this tab.")
+                self.server.finish(_Outcome(error=exc))
             return
-        self.server.outcome.code = code
-        self._page(
-            200,
-            "Signed in",
-            "deviceflow received the sign-in. You can close this tab and return to the terminal.",
-        )
+        if self._claim():
+            self._page(
+                200,
+                "Signed in",
+                "deviceflow received the sign-in. You can close this tab and return to the "
+                "terminal.",
+            )
+            self.server.finish(_Outcome(code=code))
+
+    def _claim(self) -> bool:
+        """The first answer counts; a replayed or second redirect gets "Already answered"."""
+        with self.server.lock:
+            if not self.server.claimed:
+                self.server.claimed = True
+                return True
+        self._page(409, "Already answered", "This sign-in is already complete.")
+        return False
 
     def _page(self, status: int, title: str, message: str) -> None:
         body = _PAGE.format(title=html.escape(title), message=html.escape(message)).encode()
@@ -147,7 +171,7 @@ class LoopbackBrowser:
     def listen(self, event: Listen) -> Listening:
         self.close()
         self._server = _Server((event.host, 0), _Handler)
-        self._server.outcome = _Outcome()
+        self._server.start()
         return Listening(int(self._server.server_address[1]))
 
     def await_redirect(self, event: AwaitRedirect) -> Redirected:
@@ -164,7 +188,7 @@ class LoopbackBrowser:
         ).start()
         deadline = self.monotonic() + event.timeout
         try:
-            while server.outcome.code is None and server.outcome.error is None:
+            while not server.done.is_set():
                 left = deadline - self.monotonic()
                 if left <= 0:
                     raise TimedOutError(event.timeout)

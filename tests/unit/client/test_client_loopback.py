@@ -99,3 +99,27 @@ def test_no_browser_is_said_and_the_wait_times_out() -> None:
     with pytest.raises(TimedOutError):
         browser(event)
     assert notices == ["No browser could be opened here; open the address above yourself."]
+
+
+def test_an_idle_connection_does_not_hold_up_the_redirect() -> None:
+    """Browsers open speculative connections and send nothing on them."""
+    import socket
+
+    box: list[AwaitRedirect] = []
+    idle: list[socket.socket] = []
+
+    def browser(url: str) -> bool:
+        authz = box[0].authorization
+        port = int(authz.redirect_uri.split(":")[2].split("/")[0])
+        idle.append(socket.create_connection(("127.0.0.1", port)))
+        query = urlencode({"state": authz.state, "code": "c0de"})
+        httpx.get(f"{authz.redirect_uri}?{query}", timeout=30)
+        return True
+
+    browser_driver = LoopbackBrowser(open_browser=browser)
+    box.append(start(browser_driver))
+    try:
+        assert browser_driver(box[0]).code == "c0de"  # type: ignore[union-attr]
+    finally:
+        for sock in idle:
+            sock.close()
