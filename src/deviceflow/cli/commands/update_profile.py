@@ -17,7 +17,7 @@ from deviceflow.cli.profile_options import (
     settings_options,
 )
 from deviceflow.client.errors import ConfigurationError
-from deviceflow.client.profiles import Profile, validate_profile_name
+from deviceflow.client.profiles import FlowKind, Profile, validate_profile_name
 from deviceflow.client.providers import ProviderKind
 
 __all__ = ["command"]
@@ -121,9 +121,12 @@ def command(
     if no_client_secret or rename:
         cache.delete_entry(cache.secret_name(old.name))
     forgot = False
-    if _key_of(old) != _key_of(new) or rename or changes.get("scopes") is not None:
-        # Tokens are keyed by issuer, client and profile: the old ones no longer apply.
-        forgot = bool(cache.delete_entry(old.cache_key.name)) if _key_of(old) else False
+    changed = _key_of(old) != _key_of(new) or rename or changes.get("scopes") is not None
+    if changed and _key_of(old):
+        # Tokens are keyed by issuer, client and profile: the old ones no longer apply (a
+        # person's, and the client's own from client credentials).
+        client_key = old.cache_key_for(FlowKind.CLIENT_CREDENTIALS).name
+        forgot = bool(cache.delete_entry(old.cache_key.name) + cache.delete_entry(client_key))
     env.say(f"Profile '{new.name}' updated.")
     if forgot:
         env.say("Its cached tokens were for the old settings and were removed.")
