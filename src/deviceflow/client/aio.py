@@ -10,12 +10,20 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+)
 from dataclasses import dataclass, replace
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
+from deviceflow.client.browser_flow import BrowserEvent, BrowserReply
 from deviceflow.client.cache import CacheKey, CacheRecord, FileLock, StoreKind, TokenCache
 from deviceflow.client.core import ClientOptions, SystemClock, TokenRequest, ad_hoc_profile
 from deviceflow.client.errors import CacheCorruptError, ConfigurationError
@@ -25,13 +33,13 @@ from deviceflow.client.flow import (
     Flow,
     HttpRequest,
     HttpResponse,
-    Reply,
     SendRequest,
     ServerMetadata,
     ShowCode,
     Sleep,
     TransportFailure,
 )
+from deviceflow.client.loopback import LoopbackBrowser, open_system_browser
 from deviceflow.client.profiles import FlowKind, Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
 from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
@@ -71,18 +79,28 @@ async def async_send(
 
 
 async def async_run_flow(
-    flow: Flow[T],
+    flow: Generator[BrowserEvent, Any, T],
     http: httpx.AsyncClient,
     *,
     on_event: AsyncEventCallback | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    interact: Callable[[BrowserEvent], BrowserReply] | None = None,
 ) -> T:
-    """Drive a sans-I/O flow to its result without blocking the event loop."""
+    """Drive a sans-I/O flow to its result without blocking the event loop. ``interact`` answers
+    the browser flow's events (``LoopbackBrowser``, blocking: it runs in a thread)."""
     try:
         event = next(flow)
         while True:
-            reply: Reply = None
-            if isinstance(event, SendRequest):
+            reply: BrowserReply = None
+            if not isinstance(event, SendRequest | Sleep | ShowCode):
+                if interact is None:
+                    raise TypeError(f"no driver for {type(event).__name__}")
+                if on_event is not None:
+                    outcome = on_event(event)  # type: ignore[arg-type]  # the URL, for a view
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                reply = await asyncio.to_thread(interact, event)
+            elif isinstance(event, SendRequest):
                 reply = await async_send(http, event.request)
             else:
                 if on_event is not None:
@@ -127,6 +145,7 @@ class AsyncDeviceFlowClient:
         on_notice: Callable[[str], None] | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        open_browser: Callable[[str], bool] = open_system_browser,
     ) -> None:
         profile = ad_hoc_profile(
             profile, client_id=client_id, issuer=issuer, provider=provider,
@@ -144,6 +163,7 @@ class AsyncDeviceFlowClient:
         self._http = http
         self._owns_http = http is None
         self._sleep = sleep
+        self._open_browser = open_browser
 
     @classmethod
     async def from_profile(
@@ -195,6 +215,16 @@ class AsyncDeviceFlowClient:
             flow, self._client(), on_event=self._dispatch, sleep=self._sleep
         )
 
+    async def _run_in_browser(self, flow: Generator[BrowserEvent, Any, T]) -> T:
+        browser = LoopbackBrowser(open_browser=self._open_browser, on_notice=self.options.on_notice)
+        try:
+            return await async_run_flow(
+                flow, self._client(), on_event=self._dispatch, sleep=self._sleep,
+                interact=browser,
+            )
+        finally:
+            browser.close()  # on cancellation too: the waiting thread's listener stops
+
     async def aclose(self) -> None:
         if self._http is not None and self._owns_http:
             await self._http.aclose()
@@ -233,9 +263,9 @@ class AsyncDeviceFlowClient:
         sign_in: bool = True,
         flow: FlowKind | str = FlowKind.DEVICE_CODE,
     ) -> TokenSet:
-        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then the device flow
-        or client credentials (unless ``sign_in=False``: then ``SignInRequiredError``). The
-        interactive-browser flow is the synchronous client's."""
+        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then ``flow`` (unless
+        ``sign_in=False``: then ``SignInRequiredError``); the browser's listener waits in a
+        thread."""
         request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow))
         key = self.options.key_for(request)
         hit = self.options.cached(await self._load(force=force, key=key), request)
@@ -260,7 +290,12 @@ class AsyncDeviceFlowClient:
     async def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
         self.options.check_sign_in_allowed(record, request)
         metadata = await self.metadata()
-        token, fresh = await self._run(self.options.acquire_flow(metadata, record, request))
+        if request.flow is FlowKind.INTERACTIVE_BROWSER:
+            token, fresh = await self._run_in_browser(
+                self.options.acquire_browser_flow(metadata, record, request)
+            )
+        else:
+            token, fresh = await self._run(self.options.acquire_flow(metadata, record, request))
         updated = self.options.updated_record(record, request, token, fresh)
         if self.options.cache is None:
             self.options.memory = updated

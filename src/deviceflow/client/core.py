@@ -223,7 +223,7 @@ class ClientOptions:
             )
         if request.flow is FlowKind.INTERACTIVE_BROWSER:
             raise ConfigurationError(
-                "The interactive-browser flow needs the synchronous DeviceFlowClient."
+                "The interactive-browser flow is driven by acquire_browser_flow."
             )
         if not metadata.device_authorization_endpoint:
             raise DiscoveryError(

@@ -333,3 +333,23 @@ def test_okta_client_credentials_asks_again_when_the_token_expires() -> None:
     assert (first.access_token, second.access_token) == ("eyJraWQiOiJ.1", "eyJraWQiOiJ.2")
     assert [token_form(provider, i)["grant_type"] for i in (0, 1)] == ["client_credentials"] * 2
     assert all("refresh_token" not in token_form(provider, i) for i in (0, 1))
+
+
+def test_the_async_client_runs_the_browser_flow_too() -> None:
+    import asyncio
+
+    from deviceflow.client.aio import AsyncDeviceFlowClient
+
+    provider = Provider(lambda form: keycloak_tokens(provider), KEYCLOAK_DISCOVERY, iss=KEYCLOAK)
+    profile = Profile("kc", ProviderKind.KEYCLOAK, "cli", KEYCLOAK)
+
+    async def main() -> str:
+        async with AsyncDeviceFlowClient(
+            profile, http=httpx.AsyncClient(transport=provider.transport()),
+            open_browser=provider.browser,
+        ) as keycloak:
+            token = await keycloak.get_token(flow="interactive-browser")
+            return token.access_token
+
+    assert asyncio.run(main()) == "eyJhbGciOiJSUzI1NiIsInR5cCIgOiAiSldUIn0.kc"
+    assert provider.followed.is_set()
