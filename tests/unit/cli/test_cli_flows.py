@@ -106,6 +106,9 @@ def test_client_credentials_with_the_stored_secret_then_from_the_cache(
     again = invoke(tmp_path, "get-token", "p", "--flow", "client-credentials")
     assert again.out == "client-token-1\n"
     assert len(route.calls) == 1
+    # The cached fast path answers a person's tokens only: this profile is not in its index.
+    index = json.loads((tmp_path / "config" / ".profiles-index.json").read_text())
+    assert "p" not in index["profiles"]
 
 
 def test_client_credentials_ask_again_when_expired(
