@@ -146,6 +146,7 @@ class AsyncDeviceFlowClient:
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         open_browser: Callable[[str], bool] = open_system_browser,
+        flow: FlowKind | str | None = None,
     ) -> None:
         profile = ad_hoc_profile(
             profile, client_id=client_id, issuer=issuer, provider=provider,
@@ -164,6 +165,8 @@ class AsyncDeviceFlowClient:
         self._owns_http = http is None
         self._sleep = sleep
         self._open_browser = open_browser
+        # The flow get_token() and auth() use: given, else the profile's, else the device flow.
+        self.flow = FlowKind(flow) if flow else (profile.default_flow or FlowKind.DEVICE_CODE)
 
     @classmethod
     async def from_profile(
@@ -261,12 +264,14 @@ class AsyncDeviceFlowClient:
         force: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the person, not I/O
         sign_in: bool = True,
-        flow: FlowKind | str = FlowKind.DEVICE_CODE,
+        flow: FlowKind | str | None = None,
     ) -> TokenSet:
         """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then ``flow`` (unless
         ``sign_in=False``: then ``SignInRequiredError``); the browser's listener waits in a
         thread."""
-        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow))
+        request = TokenRequest(
+            tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow) if flow else self.flow
+        )
         key = self.options.key_for(request)
         hit = self.options.cached(await self._load(force=force, key=key), request)
         if hit is not None:
@@ -390,9 +395,10 @@ class AsyncBearerAuth(httpx.Auth):
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         response = yield request
         if response.status_code == 401 and token.expires_at is not None:
-            record = await self.client._load(force=False)
+            renew = TokenRequest(flow=self.client.flow)
+            record = await self.client._load(force=False, key=self.client.options.key_for(renew))
             if record is not None:
                 stripped = CacheRecord(record.key, record.refresh_token, record.id_token)
-                renewed = await self.client._acquire(stripped, TokenRequest())
+                renewed = await self.client._acquire(stripped, renew)
                 request.headers["Authorization"] = f"{renewed.token_type} {renewed.access_token}"
                 yield request

@@ -187,6 +187,7 @@ class DeviceFlowClient:
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         open_browser: Callable[[str], bool] = open_system_browser,
+        flow: FlowKind | str | None = None,
     ) -> None:
         profile = ad_hoc_profile(
             profile, client_id=client_id, issuer=issuer, provider=provider,
@@ -205,6 +206,8 @@ class DeviceFlowClient:
         self._owns_http = http is None
         self._sleep = sleep
         self._open_browser = open_browser
+        # The flow get_token() and auth() use: given, else the profile's, else the device flow.
+        self.flow = FlowKind(flow) if flow else (profile.default_flow or FlowKind.DEVICE_CODE)
 
     @classmethod
     def from_profile(
@@ -292,7 +295,7 @@ class DeviceFlowClient:
         timeout: float | None = None,
         on_code: Callable[[DeviceCode], None] | None = None,
         sign_in: bool = True,
-        flow: FlowKind | str = FlowKind.DEVICE_CODE,
+        flow: FlowKind | str | None = None,
     ) -> TokenSet:
         """A valid access token: from the cache when it has more than a minute left, else by a
         silent refresh, else by signing in with ``flow``: the device flow (the person signs in
@@ -304,7 +307,9 @@ class DeviceFlowClient:
         """
         if on_code is not None:
             self.options.on_code = on_code
-        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow))
+        request = TokenRequest(
+            tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow) if flow else self.flow
+        )
         key = self.options.key_for(request)
         hit = self.options.cached(self._load(force=force, key=key), request)
         if hit is not None:
@@ -390,9 +395,10 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401 and token.expires_at is not None:
             # The token may have been revoked or expired early: renew it and retry once.
-            record = self.client._load(force=False)
+            renew = TokenRequest(flow=self.client.flow)
+            record = self.client._load(force=False, key=self.client.options.key_for(renew))
             if record is not None:
                 cache_free = CacheRecord(record.key, record.refresh_token, record.id_token)
-                renewed = self.client._acquire(cache_free, TokenRequest())
+                renewed = self.client._acquire(cache_free, renew)
                 request.headers["Authorization"] = f"{renewed.token_type} {renewed.access_token}"
                 yield request
