@@ -312,7 +312,9 @@ def browser_sign_in(
     """Listen on loopback, send the person's browser to the authorization endpoint, take the
     code from the redirect and exchange it (RFC 8252 §4.1, steps 1-5)."""
     quirks = quirks or Quirks()
-    listening = yield Listen()
+    # The IP literal of the redirect URI, or IPv4 loopback for a name ("localhost").
+    literal = quirks.loopback_host if quirks.loopback_host in ("127.0.0.1", "::1") else None
+    listening = yield Listen(literal or "127.0.0.1")
     if not isinstance(listening, Listening):
         raise TypeError("a driver must answer Listen with Listening")
     redirect_uri = loopback_redirect_uri(listening.port, quirks)

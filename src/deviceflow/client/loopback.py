@@ -9,6 +9,7 @@ redirect means is decided by ``AuthorizationRequest.check`` (browser_flow.py).
 from __future__ import annotations
 
 import html
+import socket
 import socketserver
 import threading
 import time
@@ -86,6 +87,10 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -170,7 +175,8 @@ class LoopbackBrowser:
 
     def listen(self, event: Listen) -> Listening:
         self.close()
-        self._server = _Server((event.host, 0), _Handler)
+        server_class = _Server6 if ":" in event.host else _Server
+        self._server = server_class((event.host, 0), _Handler)
         self._server.start()
         return Listening(int(self._server.server_address[1]))
 

@@ -311,3 +311,16 @@ def test_events_are_what_the_flow_yields() -> None:
     assert second.timeout == 12
     assert second.authorization.redirect_uri == "http://127.0.0.1:8080/callback"
     flow.close()
+
+
+@pytest.mark.parametrize(
+    ("quirks", "host"),
+    [(Quirks(), "127.0.0.1"), (provider_for(ProviderKind.ENTRA).quirks, "127.0.0.1"),
+     (Quirks(loopback_host="::1"), "::1")],
+    ids=["ipv4", "localhost-name", "ipv6"],
+)
+def test_the_listener_binds_the_redirects_loopback_address(quirks: Quirks, host: str) -> None:
+    flow = browser_sign_in(META, ClientAuth("cli"), (), FakeClock(), quirks=quirks)
+    listen = next(flow)
+    assert listen == Listen(host)
+    flow.close()

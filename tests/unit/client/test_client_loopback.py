@@ -123,3 +123,18 @@ def test_an_idle_connection_does_not_hold_up_the_redirect() -> None:
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_an_ipv6_loopback_listener() -> None:
+    box: list[AwaitRedirect] = []
+
+    def browser(url: str) -> bool:
+        authz = box[0].authorization
+        httpx.get(f"{authz.redirect_uri}?" + urlencode({"state": authz.state, "code": "v6"}))
+        return True
+
+    driver = LoopbackBrowser(open_browser=browser)
+    port = driver(Listen("::1")).port  # type: ignore[union-attr]
+    authz = new_authorization(META, "cli", f"http://[::1]:{port}/callback", ())
+    box.append(AwaitRedirect(authz, timeout=60))
+    assert driver(box[0]).code == "v6"  # type: ignore[union-attr]
