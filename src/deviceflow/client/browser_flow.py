@@ -255,8 +255,9 @@ def exchange_code(
     quirks: Quirks | None = None,
 ) -> Generator[Event, Reply, TokenSet]:
     """RFC 6749 §4.1.3 with RFC 7636 §4.5's ``code_verifier``; the redirect_uri is the one sent
-    in the authorization request. A code is single-use, so the request is not retried after an
-    answer (only when none came: send_with_retry retries transport failures and 5xx)."""
+    in the authorization request. Sent once, never retried: a code is single-use, and a server
+    may treat a second redemption as a replay and revoke what the first one issued (RFC 6749
+    §4.1.2), so a lost answer means signing in again."""
     quirks = quirks or Quirks()
     fields = [
         ("grant_type", "authorization_code"),
@@ -265,7 +266,7 @@ def exchange_code(
         ("code_verifier", authorization.code_verifier),
     ]
     request = post_form(metadata.token_endpoint, fields, auth)
-    response = yield from send_with_retry(request, attempts=2)
+    response = yield from send_with_retry(request, attempts=1)
     data = success_object(response, metadata.token_endpoint, dict(quirks.error_aliases))
     token = parse_token_response(
         data,

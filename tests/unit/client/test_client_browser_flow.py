@@ -324,3 +324,14 @@ def test_the_listener_binds_the_redirects_loopback_address(quirks: Quirks, host:
     listen = next(flow)
     assert listen == Listen(host)
     flow.close()
+
+
+def test_the_code_is_redeemed_once_even_when_no_answer_comes() -> None:
+    from deviceflow.client.errors import NetworkError
+    from deviceflow.client.flow import TransportFailure
+
+    clock = FakeClock()
+    script = Script(clock, [TransportFailure("connection reset")])
+    with pytest.raises(NetworkError):
+        drive(browser_sign_in(META, ClientAuth("cli"), (), clock), Browser(script))
+    assert len(script.requests) == 1
