@@ -9,8 +9,10 @@ redirect means is decided by ``AuthorizationRequest.check`` (browser_flow.py).
 from __future__ import annotations
 
 import html
+import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 import webbrowser
@@ -50,7 +52,15 @@ _HEADERS = (
 
 
 def open_system_browser(url: str) -> bool:
-    """The person's browser (``$BROWSER`` first, then the platform's); False when none opened."""
+    """The person's browser (``$BROWSER`` first, then the platform's); False when none opened.
+
+    On Linux and the BSDs without a display and without ``$BROWSER``, ``webbrowser`` would fall
+    back to a console browser (lynx, w3m) in this very terminal: the URL printed on stderr is
+    the better offer there."""
+    unix = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if unix and not display and not os.environ.get("BROWSER"):
+        return False
     try:
         return webbrowser.open(url)
     except webbrowser.Error:

@@ -225,6 +225,7 @@ def test_interactive_browser_prints_the_url_and_caches_like_the_device_flow(
     opened: list[str] = []
     done = threading.Event()
     monkeypatch.setattr("webbrowser.open", follow_redirect(opened, done))
+    monkeypatch.setenv("BROWSER", "the-test")  # else no browser is tried without a display
     token = provider.post(f"{ISSUER}/token")
     token.side_effect = lambda request: httpx.Response(200, json={
         "access_token": "at-" + form_of(request)["grant_type"], "token_type": "Bearer",

@@ -138,3 +138,20 @@ def test_an_ipv6_loopback_listener() -> None:
     authz = new_authorization(META, "cli", f"http://[::1]:{port}/callback", ())
     box.append(AwaitRedirect(authz, timeout=60))
     assert driver(box[0]).code == "v6"  # type: ignore[union-attr]
+
+
+def test_no_console_browser_without_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deviceflow.client import loopback
+
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    monkeypatch.setattr("sys.platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    assert loopback.open_system_browser("https://id.example.com/a") is False
+    monkeypatch.setenv("BROWSER", "/usr/bin/true")
+    assert loopback.open_system_browser("https://id.example.com/b") is True
+    monkeypatch.delenv("BROWSER")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert loopback.open_system_browser("https://id.example.com/c") is True
+    assert opened == ["https://id.example.com/b", "https://id.example.com/c"]
