@@ -8,6 +8,7 @@ discovery advertises.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -27,6 +28,10 @@ def _refused(sentence: str) -> PydanticCustomError:
 ENV_ONLY = "env_only"
 """Marks a field that is read from the environment only: no command-line flag."""
 
+
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+"""One segment of an issuer's path: unreserved characters only (RFC 3986 §2.3), so the path
+is the same whether or not a proxy or client percent-encodes it."""
 
 METRICS_TOKEN_MIN = 32
 """Characters of the metrics bearer token: a random token that long cannot be guessed."""
@@ -75,7 +80,17 @@ class ServerSettings(BaseSettings):
         "",
         description="Issuer identifier (RFC 8414 §2): the public base URL, e.g. "
         "`https://auth.example.com`. Defaults to `http://HOST:PORT`. Must be HTTPS unless its host "
-        "is loopback.",
+        "is loopback. It may have a path (`https://auth.example.com/tenant`): every route is then "
+        "served under that path, and RFC 8414 discovery also at "
+        "`/.well-known/oauth-authorization-server/tenant`.",
+    )
+    proxy_strips_issuer_path: bool = Field(
+        False,
+        description="With an issuer that has a path: the reverse proxy in front removes that "
+        "path before passing a request on (nginx `proxy_pass http://backend/;` in "
+        "`location /tenant/`), so requests arrive as `/token` rather than `/tenant/token`. "
+        "Routes, links, redirects and the cookie path still use the issuer's path "
+        "(docs/operator.md, \"Path issuers and reverse proxies\").",
     )
     db: str = Field(
         "",
@@ -183,6 +198,16 @@ class ServerSettings(BaseSettings):
     enable_refresh_token: bool = Field(
         True, description="Offer the refresh_token grant (RFC 6749 §6) and advertise it."
     )
+    enable_client_credentials: bool = Field(
+        True,
+        description="Offer the client credentials grant (RFC 6749 §4.4) to confidential clients "
+        "registered for it, and advertise it.",
+    )
+    enable_authorization_code: bool = Field(
+        True,
+        description="Offer the authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) at "
+        "`/authorize` to clients registered for it with redirect URIs, and advertise it.",
+    )
     enable_userinfo: bool = Field(
         True, description="Mount and advertise the OIDC userinfo endpoint."
     )
@@ -261,6 +286,12 @@ class ServerSettings(BaseSettings):
             raise _refused("issuer must be an absolute http(s) URL")
         if parts.query or parts.fragment:
             raise _refused("issuer must not have a query or fragment (RFC 8414 §2)")
+        segments = parts.path.rstrip("/").split("/")[1:]
+        if any(not _PATH_SEGMENT.match(seg) or seg in (".", "..") for seg in segments):
+            raise _refused(
+                "the issuer's path must be plain segments of letters, digits, '-', '.', '_' "
+                "or '~' (e.g. https://auth.example.com/tenant)"
+            )
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise _refused(
                 "issuer must use HTTPS unless its host is loopback (RFC 8628 §5.3, RFC 8414 §2)"
@@ -289,6 +320,12 @@ class ServerSettings(BaseSettings):
         scheme = "https" if self.certfile else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def issuer_path(self) -> str:
+        """The issuer's path without a trailing slash (``/tenant``), or "" for a bare host: the
+        prefix of every route (RFC 8414 §3.1 removes a terminating "/" the same way)."""
+        return urlsplit(self.effective_issuer).path.rstrip("/")
 
     @property
     def effective_secret_key_file(self) -> Path:

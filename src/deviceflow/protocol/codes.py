@@ -82,6 +82,9 @@ class CodeHasher:
     def refresh_token(self, refresh_token: str) -> str:
         return self._mac(b"refresh_token", refresh_token)
 
+    def authorization_code(self, code: str) -> str:
+        return self._mac(b"authorization_code", code)
+
     def browser_session(self, session_id: str) -> str:
         return self._mac(b"browser_session", session_id)
 

@@ -25,14 +25,14 @@ def inactive() -> dict[str, object]:
     return {"active": False}
 
 
-def access_token_response(token: AccessToken, user: User) -> dict[str, object]:
+def access_token_response(token: AccessToken, user: User | None) -> dict[str, object]:
     """RFC 7662 §2.2 for an active access token: the token's own claims, plus ``username``
-    (the person's current username) and ``token_type``; ``fam`` stays inside the token."""
+    (the person's current username; none for a client's own token) and ``token_type``; ``fam``
+    stays inside the token."""
     body: dict[str, object] = {
         "active": True,
         "scope": " ".join(token.scope),
         "client_id": token.client_id,
-        "username": user.username,
         "token_type": ACCESS_TOKEN_TYPE,
         "exp": token.exp,
         "iat": token.iat,
@@ -40,6 +40,8 @@ def access_token_response(token: AccessToken, user: User) -> dict[str, object]:
         "iss": token.iss,
         "jti": token.jti,
     }
+    if user is not None:
+        body["username"] = user.username
     if token.aud is not None:
         body["aud"] = token.aud
     if token.gty is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .client_auth import AUTH_METHODS_SUPPORTED
+from .models import AUTHORIZATION_CODE_GRANT
+from .pkce import CODE_CHALLENGE_METHODS
 
 INTROSPECTION_AUTH_METHODS: tuple[str, ...] = tuple(
     m for m in AUTH_METHODS_SUPPORTED if m != "none")
@@ -21,6 +23,7 @@ class Endpoints:
     revocation: str = "/revoke"
     introspection: str = "/introspect"
     verification: str = "/device"
+    authorization: str = "/authorize"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,14 @@ def server_metadata(issuer: str, endpoints: Endpoints, features: Features) -> di
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "name",
                              "preferred_username"],
     }
+    if AUTHORIZATION_CODE_GRANT in features.grant_types:
+        # RFC 6749 §4.1 with PKCE (RFC 7636 §4.3: S256 only) and the authorization response's
+        # ``iss`` (RFC 9207 §3); the response comes back in the redirect URI's query (§4.1.2).
+        meta["authorization_endpoint"] = url(endpoints.authorization)
+        meta["response_types_supported"] = ["code"]
+        meta["response_modes_supported"] = ["query"]
+        meta["code_challenge_methods_supported"] = list(CODE_CHALLENGE_METHODS)
+        meta["authorization_response_iss_parameter_supported"] = True
     if features.userinfo:
         meta["userinfo_endpoint"] = url(endpoints.userinfo)
     if features.revocation:

@@ -11,10 +11,18 @@ Timestamp = float
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_TOKEN_GRANT = "refresh_token"
+AUTHORIZATION_CODE_GRANT = "authorization_code"
+CLIENT_CREDENTIALS_GRANT = "client_credentials"
+
+CLIENT_SUBJECT_PREFIX = "client:"
+"""The ``sub`` namespace reserved for clients acting for themselves (the client credentials
+grant): no person's ``sub`` may start with it (RFC 9700 §4.15; ``User`` refuses one)."""
 
 GRANT_SHORT_NAMES: dict[str, str] = {
     "device_code": DEVICE_CODE_GRANT,
     "refresh_token": REFRESH_TOKEN_GRANT,
+    "authorization_code": AUTHORIZATION_CODE_GRANT,
+    "client_credentials": CLIENT_CREDENTIALS_GRANT,
 }
 
 
@@ -58,6 +66,9 @@ class Client:
     secret_hash: str | None = None
     device_code_lifetime: int | None = None
     created_at: Timestamp = 0.0
+    redirect_uris: frozenset[str] = frozenset()
+    """Where ``/authorize`` may send the browser back (RFC 6749 §3.1.2), compared exactly,
+    except a loopback port (``protocol.redirects``)."""
 
     @property
     def is_public(self) -> bool:
@@ -74,10 +85,13 @@ class ClientChanges:
     device_code_lifetime: int | None = None
     default_device_code_lifetime: bool = False
     """Forget the client's own device code lifetime: the server's default applies again."""
+    redirect_uris: frozenset[str] | None = None
+    """Replaces every registered redirect URI."""
 
     def is_empty(self) -> bool:
-        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime) == (
-            None, None, None, None) and not self.default_device_code_lifetime
+        return (self.name, self.grant_types, self.scopes, self.device_code_lifetime,
+                self.redirect_uris) == (None, None, None, None, None) and (
+            not self.default_device_code_lifetime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,12 @@ class User:
     name: str
     password_hash: str
     created_at: Timestamp = 0.0
+
+    def __post_init__(self) -> None:
+        # RFC 9700 §4.15: a client's own tokens carry "client:<id>" as sub; a person with such
+        # an id would be indistinguishable from that client to a resource server.
+        if self.user_id.startswith(CLIENT_SUBJECT_PREFIX):
+            raise ValueError("a user id may not be in the namespace reserved for clients")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +149,36 @@ class DeviceAuthorization:
     user_id: str | None = None
     auth_time: Timestamp | None = None
     decided_at: Timestamp | None = None
+
+
+class CodeStatus(StrEnum):
+    """An authorization code moves only issued → redeemed (RFC 6749 §4.1.2: single use)."""
+
+    ISSUED = "issued"
+    REDEEMED = "redeemed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An authorization code (RFC 6749 §4.1.2), kept only as an HMAC, with what its redemption
+    must match (the redirect URI, the PKCE challenge of RFC 7636 §4.6) and what the tokens will
+    say (scope, ``nonce``, ``auth_time``)."""
+
+    code_hash: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    redirect_uri_given: bool
+    """Whether the request named ``redirect_uri``: then the token request must too (§4.1.3)."""
+    scope: tuple[str, ...]
+    code_challenge: str | None
+    nonce: str | None
+    auth_time: Timestamp
+    created_at: Timestamp
+    expires_at: Timestamp
+    origin: RequestOrigin
+    """The browser that approved, kept with the login for "Your devices"."""
+    status: CodeStatus = CodeStatus.ISSUED
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -113,9 +115,21 @@ def read_access_token(claims: Mapping[str, object], issuer: str) -> AccessToken 
     )
 
 
-def id_token_claims(grant: Grant, policy: TokenPolicy, now: int) -> dict[str, object]:
+def at_hash(access_token: str, alg: str) -> str:
+    """OIDC Core §3.1.3.6: base64url of the left-most half of the hash of the access token's
+    ASCII octets, with the hash of the ID token's ``alg`` (SHA-256 for RS256 and ES256)."""
+    digest = hashlib.new(f"sha{alg[-3:]}", access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def id_token_claims(
+    grant: Grant, policy: TokenPolicy, now: int, *, nonce: str | None = None,
+    access_token_hash: str | None = None,
+) -> dict[str, object]:
     """OIDC Core §2: iss, sub, aud, exp, iat REQUIRED; auth_time since the person signed in
-    interactively. Profile claims are added when ``profile`` was granted (§5.4)."""
+    interactively; ``nonce`` when the authentication request had one (§3.1.3.6: "MUST be
+    present"), ``at_hash`` with a code flow's access token. Profile claims are added when
+    ``profile`` was granted (§5.4)."""
     claims: dict[str, object] = {
         "iss": policy.issuer,
         "sub": grant.user.user_id,
@@ -124,6 +138,10 @@ def id_token_claims(grant: Grant, policy: TokenPolicy, now: int) -> dict[str, ob
         "exp": now + policy.id_token_lifetime,
         "auth_time": int(grant.auth_time),
     }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    if access_token_hash is not None:
+        claims["at_hash"] = access_token_hash
     if PROFILE in grant.scope:
         claims.update(profile_claims(grant.user))
     return claims
@@ -140,15 +158,22 @@ def issue(
     now: float,
     jti: str,
     refresh_token: str | None,
+    *,
+    nonce: str | None = None,
+    with_at_hash: bool = False,
 ) -> IssuedTokens:
     """The RFC 6749 §5.1 success response for ``grant``; an ID token when ``openid`` was granted
-    (OIDC Core §3.1.3.3)."""
+    (OIDC Core §3.1.3.3), with ``nonce`` and (``with_at_hash``) ``at_hash`` for the
+    authorization code flow."""
     issued_at = int(now)
     access_token = signer.sign(
         access_token_claims(grant, policy, issued_at, jti), ACCESS_TOKEN_TYP
     )
     id_token = (
-        signer.sign(id_token_claims(grant, policy, issued_at), ID_TOKEN_TYP)
+        signer.sign(id_token_claims(
+            grant, policy, issued_at, nonce=nonce,
+            access_token_hash=at_hash(access_token, signer.alg) if with_at_hash else None,
+        ), ID_TOKEN_TYP)
         if OPENID in grant.scope
         else None
     )

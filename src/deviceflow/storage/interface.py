@@ -13,6 +13,7 @@ from typing import Protocol, Self
 from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
     ActiveGrant,
+    AuthorizationCode,
     BrowserSession,
     Client,
     ClientChanges,
@@ -72,6 +73,24 @@ class DeviceAuthorizationRepository(Protocol):
 
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         """Delete up to ``limit`` (≥ 1) records whose ``expires_at`` is before
+        ``expired_before``; return how many were deleted."""
+
+
+class AuthorizationCodeRepository(Protocol):
+    """Authorization codes (RFC 6749 §4.1.2), by the HMAC of the code."""
+
+    async def add(self, code: AuthorizationCode) -> None:
+        """Insert; raise ``AlreadyExistsError`` when the hash is taken."""
+
+    async def get(self, code_hash: str) -> AuthorizationCode | None:
+        """The stored code whatever its status or expiry: the caller judges both."""
+
+    async def redeem(self, code_hash: str) -> bool:
+        """Mark an issued code redeemed in one conditional UPDATE: True for exactly one of any
+        number of concurrent callers; False when unknown or redeemed already."""
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        """Delete up to ``limit`` (≥ 1) codes whose ``expires_at`` is before
         ``expired_before``; return how many were deleted."""
 
 
@@ -269,6 +288,8 @@ class UnitOfWork(Protocol):
     def signing_keys(self) -> SigningKeyRepository: ...
     @property
     def grants(self) -> GrantRepository: ...
+    @property
+    def authorization_codes(self) -> AuthorizationCodeRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

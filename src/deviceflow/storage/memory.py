@@ -12,10 +12,12 @@ from typing import Self
 from ..protocol.audit import AuditEvent, AuditQuery
 from ..protocol.models import (
     ActiveGrant,
+    AuthorizationCode,
     BrowserSession,
     BrowserSessionStatus,
     Client,
     ClientChanges,
+    CodeStatus,
     DeniedToken,
     DenyKind,
     DeviceAuthorization,
@@ -42,6 +44,7 @@ class _State:
         self.audit_log: list[AuditEvent] = []  # in order of appending
         self.signing_keys: dict[str, SigningKeyRecord] = {}
         self.grants: dict[str, GrantRecord] = {}
+        self.authorization_codes: dict[str, AuthorizationCode] = {}
 
 
 class MemoryClients:
@@ -74,6 +77,8 @@ class MemoryClients:
             scopes=client.scopes if changes.scopes is None else changes.scopes,
             device_code_lifetime=None if changes.default_device_code_lifetime
             else changes.device_code_lifetime or client.device_code_lifetime,
+            redirect_uris=client.redirect_uris if changes.redirect_uris is None
+            else changes.redirect_uris,
         )
         return True
 
@@ -408,6 +413,34 @@ class MemoryGrants:
         return len(doomed)
 
 
+class MemoryAuthorizationCodes:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, code: AuthorizationCode) -> None:
+        if code.code_hash in self._s.authorization_codes:
+            raise AlreadyExistsError("code collision")
+        self._s.authorization_codes[code.code_hash] = code
+
+    async def get(self, code_hash: str) -> AuthorizationCode | None:
+        return self._s.authorization_codes.get(code_hash)
+
+    async def redeem(self, code_hash: str) -> bool:
+        stored = self._s.authorization_codes.get(code_hash)
+        if stored is None or stored.status is not CodeStatus.ISSUED:
+            return False
+        self._s.authorization_codes[code_hash] = dataclasses.replace(
+            stored, status=CodeStatus.REDEEMED)
+        return True
+
+    async def purge(self, expired_before: Timestamp, limit: int) -> int:
+        codes = self._s.authorization_codes
+        doomed = [k for k, c in codes.items() if c.expires_at < expired_before][:limit]
+        for key in doomed:
+            del codes[key]
+        return len(doomed)
+
+
 class MemoryUnitOfWork:
     """Writes apply at once; the memory store is for one process and for the contract, where
     transactional rollback is exercised by the SQL implementation."""
@@ -423,6 +456,7 @@ class MemoryUnitOfWork:
         self.audit_log = MemoryAuditLog(state)
         self.signing_keys = MemorySigningKeys(state)
         self.grants = MemoryGrants(state)
+        self.authorization_codes = MemoryAuthorizationCodes(state)
 
     async def __aenter__(self) -> Self:
         return self

@@ -615,3 +615,50 @@ def test_serve_keeps_key_material_private_and_refuses_it_exposed_or_without_its_
     key_file.write_bytes(kept)  # restoring the key is the recovery
     with serve(cli, free_port()) as served:
         assert httpx.get(served.base + "/healthz", timeout=10).status_code == 200
+
+
+def test_client_redirect_uris_are_added_replaced_and_removed(cli: Cli) -> None:
+    cli.ok("client", "add", "app", "--name", "App", "--grant", "authorization_code",
+           "--redirect-uri", "http://127.0.0.1/callback",
+           "--redirect-uri", "https://app.example/cb")
+    assert cli.rows("SELECT redirect_uris FROM clients") == [
+        ("http://127.0.0.1/callback https://app.example/cb",)]
+    done = cli.ok("client", "update", "app", "--add-redirect-uri", "com.example.app:/oauth",
+                  "--remove-redirect-uri", "https://app.example/cb")
+    assert "redirect URIs com.example.app:/oauth http://127.0.0.1/callback" in done.stderr
+    cli.ok("client", "update", "app", "--redirect-uri", "http://[::1]/cb")
+    assert cli.rows("SELECT redirect_uris FROM clients") == [("http://[::1]/cb",)]
+    cli.ok("client", "update", "app", "--no-redirect-uris")
+    assert cli.rows("SELECT redirect_uris FROM clients") == [("",)]
+    note = cli.ok("client", "add", "bare", "--name", "Bare", "--grant",
+                  "authorization_code").stderr
+    assert "needs a redirect URI" in note
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--redirect-uri", "https://app.example/cb#x"], "fragment"),
+        (["--redirect-uri", "http://app.example/cb"], "uses http"),
+        (["--redirect-uri", "http://localhost:8080/cb"], "not localhost"),
+        (["--redirect-uri", "myapp:/cb"], "private-use scheme"),
+        (["--redirect-uri", "/relative"], "private-use scheme"),
+        (["--grant", "client_credentials"], "only a confidential client"),
+    ],
+    ids=["fragment", "plain-http", "localhost", "scheme-without-period", "relative",
+         "public-client-credentials"],
+)
+def test_client_add_refuses_bad_redirect_uris_in_one_sentence(
+    cli: Cli, args: list[str], words: str
+) -> None:
+    assert_clean_failure(cli("client", "add", "app", "--name", "App", *args), 1, words)
+    assert cli.rows("SELECT client_id FROM clients") == []
+
+
+def test_client_update_refuses_removing_an_unregistered_redirect_uri(cli: Cli) -> None:
+    cli.ok("client", "add", "app", "--name", "App", "--redirect-uri", "https://app.example/cb")
+    assert_clean_failure(cli("client", "update", "app", "--remove-redirect-uri",
+                             "https://other.example/cb"), 1, "has no redirect URI")
+    assert_clean_failure(cli("client", "update", "app", "--redirect-uri", "https://a.example/",
+                             "--no-redirect-uris"), 2, "contradict")
+    assert cli.rows("SELECT redirect_uris FROM clients") == [("https://app.example/cb",)]

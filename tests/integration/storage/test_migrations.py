@@ -32,6 +32,7 @@ KEY = StoredSecret(b"key", SecretEncryption.AES_256_GCM)
 TABLES = {
     "clients", "users", "device_authorizations", "refresh_tokens", "server_secrets",
     "browser_sessions", "token_denylist", "audit_log", "signing_keys", "grants",
+    "authorization_codes",
 }
 
 
@@ -46,7 +47,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0008"
+    assert head_revision() == "0009_server9"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:
@@ -228,3 +229,30 @@ async def test_0008_lists_families_begun_before_it_without_an_origin(empty_db_ur
         await store.close()
     assert [(g.family_id, g.client_id, g.last_used_at, g.approved_at, g.origin)
             for g in grants] == [("f", "c", 100.0, None, None)]
+
+
+async def test_0009_gives_existing_clients_no_redirect_uri(empty_db_url: str) -> None:
+    # A client from before 0009 keeps its grants and gets no redirect URI: /authorize refuses
+    # it until the operator registers one.
+    store = create_store(empty_db_url)
+
+    def migrate(conn: Connection, target: str) -> None:
+        config = alembic_config(empty_db_url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, target)
+
+    try:
+        async with store.engine.connect() as conn:
+            await conn.run_sync(migrate, "0008")
+            await conn.execute(text(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes,"
+                " created_at) VALUES ('tv', 'TV', 'public', 'refresh_token', 'openid', 1.0)"))
+            await conn.commit()
+            await conn.run_sync(migrate, "head")
+            await conn.commit()
+        async with store.unit_of_work() as uow:
+            client = await uow.clients.get("tv")
+    finally:
+        await store.close()
+    assert client is not None
+    assert (client.redirect_uris, client.grant_types) == (frozenset(), frozenset({"refresh_token"}))

@@ -354,9 +354,15 @@ async def test_discovery_values(server: Server) -> None:
     response = await server.http.get("/.well-known/openid-configuration")
     meta = response.json()
     assert response.headers["content-type"] == "application/json"
-    assert meta["grant_types_supported"] == [DEVICE_CODE_GRANT, "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code", DEVICE_CODE_GRANT, "client_credentials", "refresh_token"]
     assert meta["scopes_supported"] == list(ALL_SCOPES)
-    assert meta["response_types_supported"] == []
+    # RFC 8414 §2, RFC 7636 §4.3 (S256 only), RFC 9207 §3.
+    assert meta["authorization_endpoint"] == ISSUER + "/authorize"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["response_modes_supported"] == ["query"]
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["token_endpoint_auth_methods_supported"] == [
         "none", "client_secret_basic", "client_secret_post"]
     assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
@@ -1084,8 +1090,9 @@ async def test_a_body_of_exactly_64k_is_read(server: Server) -> None:
         ({"client_id": "tv"}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": ""}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": "password"}, 400, "unsupported_grant_type"),
-        ({"client_id": "tv", "grant_type": "client_credentials"}, 400, "unsupported_grant_type"),
-        ({"client_id": "tv", "grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        # Offered now, but not to this public client (RFC 6749 §4.4), and without a code.
+        ({"client_id": "tv", "grant_type": "client_credentials"}, 400, "unauthorized_client"),
+        ({"client_id": "tv", "grant_type": "authorization_code"}, 400, "invalid_request"),
         ({"client_id": "tv", "grant_type": "device_code"}, 400, "unsupported_grant_type"),
         ({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, 400,
          "unsupported_grant_type"),

@@ -237,8 +237,9 @@ def test_parse_needs_device_code() -> None:
         grant.parse(FormParams({}))
 
 
-def test_registry_knows_both_grants() -> None:
-    assert GRANT_TYPES == (DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT)
+def test_registry_knows_every_grant() -> None:
+    assert GRANT_TYPES == ("authorization_code", DEVICE_CODE_GRANT, "client_credentials",
+                           REFRESH_TOKEN_GRANT)
     assert grant.GRANT_TYPE == "urn:ietf:params:oauth:grant-type:device_code"
 
 

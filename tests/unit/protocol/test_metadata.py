@@ -78,3 +78,18 @@ def test_advertises_exactly_the_features_given(
 def test_endpoint_paths_are_configurable() -> None:
     meta = server_metadata("https://a.example", Endpoints(token="/oauth/token"), FEATURES)
     assert meta["token_endpoint"] == "https://a.example/oauth/token"
+
+
+def test_the_authorization_endpoint_is_advertised_exactly_when_its_grant_is() -> None:
+    with_code = Features(("authorization_code", *FEATURES.grant_types), FEATURES.scopes,
+                         ("RS256",))
+    meta = server_metadata("https://a.example/tenant", Endpoints(), with_code)
+    assert meta["authorization_endpoint"] == "https://a.example/tenant/authorize"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["response_modes_supported"] == ["query"]
+    assert meta["code_challenge_methods_supported"] == ["S256"]  # RFC 7636 §4.3; no "plain"
+    assert meta["authorization_response_iss_parameter_supported"] is True  # RFC 9207 §3
+    without = server_metadata("https://a.example", Endpoints(), FEATURES)
+    for key in ("authorization_endpoint", "code_challenge_methods_supported",
+                "authorization_response_iss_parameter_supported"):
+        assert key not in without

@@ -3,7 +3,8 @@
 Split by concern, each part composing the few ports it needs from one ``ServiceContext``:
 ``tokens`` (device authorization, the token endpoint and its grants, userinfo), ``revocation``
 (ending logins and access tokens, RFC 7009), ``introspection`` (RFC 7662), ``verification``
-(the pages' code entry and decisions), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
+(the pages' code entry and decisions), ``authorization`` (browser authorization: /authorize
+and its codes, RFC 6749 §4.1), ``accounts`` (sign-in), ``sessions`` (the pages' sign-ins
 kept on the server), ``revocation`` (ending logins: refresh tokens, access-token denylist,
 audit), ``introspection``, ``devices`` ("Your devices"), ``admin`` (the operator's users,
 clients and signed-in devices), ``audit`` (the audit log, ``ServiceContext.audit``). Nothing
@@ -23,6 +24,7 @@ from ..ratelimit import Limiter
 from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .audit import AuditService
+from .authorization import AuthorizationService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
 from .introspection import IntrospectionService
@@ -56,11 +58,12 @@ class DeviceFlowService:
     ) -> None:
         self.ctx = ServiceContext(store, keyring, policy, limiter, clock=clock, codes=codes,
                                   poll_state=poll_state)
-        self.tokens = TokenService(self.ctx)
+        self.revocation = RevocationService(self.ctx)
+        self.authorization = AuthorizationService(self.ctx, self.revocation)
+        self.tokens = TokenService(self.ctx, self.authorization)
         self.verification = VerificationService(self.ctx)
         self.accounts = AccountService(self.ctx)
         self.sessions = SessionService(self.ctx)
-        self.revocation = RevocationService(self.ctx)
         self.introspection = IntrospectionService(self.ctx, self.revocation)
         self.devices = DeviceService(self.ctx, self.revocation)
 
@@ -94,6 +97,7 @@ __all__ = [
     "AdminRefused",
     "AdminService",
     "AuditService",
+    "AuthorizationService",
     "CodeAttempt",
     "CodeEntry",
     "CodeRefused",

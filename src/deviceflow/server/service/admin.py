@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -12,7 +12,15 @@ import anyio
 from ...protocol.audit import AuditActor, AuditEvent, AuditEventType, AuditQuery
 from ...protocol.codes import hash_client_secret
 from ...protocol.display import unsafe_characters
-from ...protocol.models import ActiveGrant, Client, ClientChanges, ClientType, User
+from ...protocol.models import (
+    CLIENT_CREDENTIALS_GRANT,
+    ActiveGrant,
+    Client,
+    ClientChanges,
+    ClientType,
+    User,
+)
+from ...protocol.redirects import RedirectUriRefused, check_redirect_uri
 from ...storage.interface import AlreadyExistsError, Store, UnitOfWork
 from .. import identity
 from .audit import AuditService
@@ -46,6 +54,22 @@ def check_client_name(name: str) -> None:
             "the client name contains characters that can disguise it on the consent page "
             f"({', '.join(unsafe)}); use plain text"
         )
+
+
+def check_redirect_uris(uris: Iterable[str]) -> frozenset[str]:
+    """Every URI must be one a client may register (``protocol.redirects``)."""
+    try:
+        return frozenset(check_redirect_uri(uri) for uri in uris)
+    except RedirectUriRefused as refused:
+        raise AdminRefused(str(refused)) from None
+
+
+def check_grants(client_type: ClientType, grant_types: frozenset[str]) -> None:
+    """RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
+    clients"; refused when registering, as well as at the token endpoint."""
+    if client_type is ClientType.PUBLIC and CLIENT_CREDENTIALS_GRANT in grant_types:
+        raise AdminRefused("only a confidential client may use client_credentials "
+                           "(add it with --confidential)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +243,20 @@ class AdminService:
     async def add_client(
         self, client_id: str, name: str, client_type: ClientType, grant_types: Sequence[str],
         scopes: Sequence[str], device_code_lifetime: int | None = None,
+        redirect_uris: Sequence[str] = (),
     ) -> tuple[Client, str | None]:
-        """Register a client; a confidential client's secret is returned once, stored hashed."""
+        """Register a client; a confidential client's secret is returned once, stored hashed.
+        ``redirect_uris`` are where ``/authorize`` may send a browser back (RFC 6749 §3.1.2)."""
         check_client_name(name)
+        check_grants(client_type, frozenset(grant_types))
+        uris = check_redirect_uris(redirect_uris)
         secret = identity.new_client_secret() if client_type is ClientType.CONFIDENTIAL else None
         client = Client(
             client_id=client_id, name=name, client_type=client_type,
             grant_types=frozenset(grant_types), scopes=frozenset(scopes),
             secret_hash=hash_client_secret(secret) if secret else None,
             device_code_lifetime=device_code_lifetime, created_at=self._clock(),
+            redirect_uris=uris,
         )
         async with self.store.unit_of_work() as uow:
             try:
@@ -240,12 +269,32 @@ class AdminService:
             await uow.commit()
         return client, secret
 
-    async def update_client(self, client_id: str, changes: ClientChanges) -> Client:
+    async def update_client(
+        self, client_id: str, changes: ClientChanges, *,
+        add_redirect_uris: Sequence[str] = (), remove_redirect_uris: Sequence[str] = (),
+    ) -> Client:
         """Change a registered client in one statement, and return it as stored. Takes effect in
-        running servers within their client cache time (``CLIENT_CACHE_SECONDS``)."""
+        running servers within their client cache time (``CLIENT_CACHE_SECONDS``).
+        ``changes.redirect_uris`` replaces the registered redirect URIs; ``add_redirect_uris``
+        and ``remove_redirect_uris`` change the registered set (or the replacement)."""
         if changes.name is not None:
             check_client_name(changes.name)
+        if changes.redirect_uris is not None:
+            check_redirect_uris(changes.redirect_uris)
+        added = check_redirect_uris(add_redirect_uris)
         async with self.store.unit_of_work() as uow:
+            stored = await uow.clients.get(client_id)
+            if stored is not None and changes.grant_types is not None:
+                # A client's type never changes, so reading it first races nothing.
+                check_grants(stored.client_type, changes.grant_types)
+            if stored is not None and (added or remove_redirect_uris):
+                base = (stored.redirect_uris if changes.redirect_uris is None
+                        else changes.redirect_uris)
+                unknown = sorted(set(remove_redirect_uris) - base)
+                if unknown:
+                    raise AdminRefused(f"client {client_id!r} has no redirect URI {unknown[0]!r}")
+                changes = dataclasses.replace(
+                    changes, redirect_uris=(base - set(remove_redirect_uris)) | added)
             if not await uow.clients.update(client_id, changes):
                 raise AdminRefused(f"no client {client_id!r}")
             client = await uow.clients.get(client_id)

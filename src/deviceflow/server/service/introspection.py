@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...protocol import client_auth, introspection, revocation
 from ...protocol.errors import InvalidClientError
+from ...protocol.grants import client_credentials
 from ...protocol.models import RefreshToken
 from ...protocol.params import FormParams
 from ...protocol.revocation import TokenKind
@@ -49,6 +50,12 @@ class IntrospectionService:
         ctx = self.ctx
         if not token.active(ctx.clock()) or await ctx.denylist.denied(token.jti, token.family_id):
             return introspection.inactive()
+        acting = client_credentials.client_id_of(token.sub)
+        if acting is not None:
+            # A client's own token (RFC 6749 §4.4): active while that client is registered.
+            if acting != token.client_id or await ctx.client(acting) is None:
+                return introspection.inactive()
+            return introspection.access_token_response(token, None)
         async with ctx.store.unit_of_work(read_only=True) as uow:
             user = await uow.users.get(token.sub)
         if user is None:

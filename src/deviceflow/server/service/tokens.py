@@ -21,7 +21,7 @@ from ...protocol.errors import (
     TemporarilyUnavailableError,
     UnsupportedGrantTypeError,
 )
-from ...protocol.grants import device_code, refresh_token
+from ...protocol.grants import authorization_code, client_credentials, device_code, refresh_token
 from ...protocol.models import (
     Client,
     DeviceStatus,
@@ -35,6 +35,7 @@ from ...protocol.scopes import PROFILE
 from ...storage.interface import AlreadyExistsError
 from ..keys import TokenVerificationError
 from ..ratelimit import ip_key
+from .authorization import AuthorizationService
 from .context import ServiceContext
 from .revocation import RevocationService
 
@@ -49,12 +50,17 @@ winning the compare-and-set first; then it is refused, and the family is left al
 
 
 class TokenService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext,
+                 authorization: AuthorizationService | None = None) -> None:
         self.ctx = ctx
         self._revocation = RevocationService(ctx)
+        # The code half of browser authorization lives with the rest of it.
+        self._authorization = authorization or AuthorizationService(ctx, self._revocation)
         self._grants = {
+            authorization_code.GRANT_TYPE: self._authorization.redeem,
             device_code.GRANT_TYPE: self._device_code_grant,
             refresh_token.GRANT_TYPE: self._refresh_token_grant,
+            client_credentials.GRANT_TYPE: self._client_credentials_grant,
         }
 
     async def authenticate_client(self, params: FormParams, authorization: str | None) -> Client:
@@ -278,6 +284,24 @@ class TokenService:
                                  old.grant_type, old.family_id)
             return self._tokens(grant, now, plain)
         return InvalidGrantError("refresh token contended by concurrent requests")
+
+    async def _client_credentials_grant(
+        self, params: FormParams, client: Client
+    ) -> IssuedTokens | OAuthError:
+        """RFC 6749 §4.4: a confidential client's token for itself, with an audit row; no
+        refresh token and no ID token (``protocol.grants.client_credentials``)."""
+        ctx = self.ctx
+        request = client_credentials.parse(params)
+        scope = client_credentials.grant_scope(request, client)
+        now = ctx.clock()
+        async with ctx.store.unit_of_work() as uow:
+            event = await ctx.audit.append(
+                uow, AuditEventType.TOKENS_ISSUED, client_id=client.client_id,
+                grant_type=client_credentials.GRANT_TYPE, detail=f"scope {' '.join(scope)}")
+            await uow.commit()
+        ctx.audit.emit(event)
+        return client_credentials.issue(client, scope, ctx.policy.token, ctx.keyring.signer,
+                                        now, secrets.token_urlsafe(16))
 
     def _tokens(self, grant: tokens.Grant, now: Timestamp, plain_refresh: str | None
                 ) -> IssuedTokens:

@@ -25,6 +25,8 @@ from ...protocol.errors import OAuthError
 from ...protocol.grants import GRANT_TYPES
 from ...protocol.metadata import Endpoints, Features, server_metadata
 from ...protocol.models import (
+    AUTHORIZATION_CODE_GRANT,
+    CLIENT_CREDENTIALS_GRANT,
     REFRESH_TOKEN_GRANT,
     DevicePolicy,
     TokenPolicy,
@@ -40,6 +42,7 @@ from ..service import DeviceFlowService, ServicePolicy
 from . import errors
 from . import metrics as metrics_endpoint
 from .endpoints import (
+    authorize,
     device_authorization,
     devices,
     discovery,
@@ -51,7 +54,13 @@ from .endpoints import (
     verification,
 )
 from .metrics import Metrics
-from .middleware import DeferredSessionMiddleware, RequestContextMiddleware
+from .middleware import (
+    QUIET_PATHS,
+    SESSION_PREFIXES,
+    DeferredSessionMiddleware,
+    IssuerPathMiddleware,
+    RequestContextMiddleware,
+)
 
 log = logging.getLogger("deviceflow.server")
 
@@ -73,9 +82,14 @@ def brute_force_policy(settings: ServerSettings) -> BruteForcePolicy:
 
 
 def grant_types(settings: ServerSettings) -> tuple[str, ...]:
-    return tuple(
-        g for g in GRANT_TYPES if g != REFRESH_TOKEN_GRANT or settings.enable_refresh_token
-    )
+    """The registry's grants the settings enable: what the token endpoint accepts and what
+    discovery advertises, from the same tuple."""
+    enabled = {
+        REFRESH_TOKEN_GRANT: settings.enable_refresh_token,
+        CLIENT_CREDENTIALS_GRANT: settings.enable_client_credentials,
+        AUTHORIZATION_CODE_GRANT: settings.enable_authorization_code,
+    }
+    return tuple(g for g in GRANT_TYPES if enabled.get(g, True))
 
 
 def limiter_storage_uri(settings: ServerSettings) -> str:
@@ -202,6 +216,8 @@ def create_app(
         Mount("/static", StaticFiles(packages=[("deviceflow.server.web", "static")]),
               name="static"),
     ]
+    if settings.enable_authorization_code:
+        routes.extend(authorize.routes)
     if settings.enable_userinfo:
         routes.extend(userinfo.routes)
     if settings.enable_revocation:
@@ -211,20 +227,30 @@ def create_app(
     if settings.enable_metrics:
         routes.extend(metrics_endpoint.routes)
 
+    prefix = settings.issuer_path
+    if prefix:
+        # Every route under the issuer's path; RFC 8414 §3.1's host-root discovery beside it.
+        routes = [Mount(prefix, routes=routes), *discovery.path_issuer_routes(prefix)]
+
     https = urlsplit(issuer).scheme == "https"
     middleware = [
         Middleware(RequestContextMiddleware, hsts=https or settings.certfile is not None,
-                   metrics=metrics.requests if settings.enable_metrics else None),
+                   metrics=metrics.requests if settings.enable_metrics else None,
+                   quiet_paths=frozenset(prefix + p for p in QUIET_PATHS)),
         Middleware(
             DeferredSessionMiddleware,
             session_cookie="deviceflow_session",
             max_age=settings.session_lifetime,
-            # "/": the verification pages and "Your devices" (/account) share one sign-in.
-            path="/",
+            # The issuer's path (or "/"): the verification pages, "Your devices" (/account) and
+            # /authorize share one sign-in, and no other application on the host sees it.
+            path=prefix or "/",
             same_site="lax",
             https_only=https,
+            prefixes=tuple(prefix + p for p in SESSION_PREFIXES),
         ),
     ]
+    if prefix and settings.proxy_strips_issuer_path:
+        middleware.insert(0, Middleware(IssuerPathMiddleware, prefix=prefix))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -238,6 +264,7 @@ def create_app(
     )
     # Always there, so endpoints call it unconditionally; with metrics off its tallies are no-ops.
     app.state.metrics = metrics
+    app.state.issuer_path = prefix
     if settings.metrics_token is not None:
         app.state.metrics_token = settings.metrics_token.get_secret_value().encode()
     return app
@@ -248,6 +275,7 @@ async def _purge_forever(service: DeviceFlowService, interval: float) -> None:
     record drains on its own, so one failing does not stop the others."""
     purges: tuple[Callable[[], Awaitable[int]], ...] = (
         service.tokens.purge_expired,
+        service.authorization.purge_expired,
         service.sessions.purge_expired,
         service.ctx.audit.purge_expired,
     )

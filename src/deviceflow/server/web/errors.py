@@ -28,9 +28,22 @@ _PAGE_MESSAGES = {
 }
 
 
-def _is_page(request: Request) -> bool:
+def _route_path(request: Request) -> str | None:
+    """The path below the issuer's path (``app.state.issuer_path``), or None when the request
+    is outside it."""
+    prefix = getattr(request.app.state, "issuer_path", "")
     path = request.url.path
-    return path == "/device" or path.startswith("/device/")
+    if not prefix:
+        return path
+    if path == prefix or path.startswith(prefix + "/"):
+        return path[len(prefix):]
+    return None
+
+
+def _is_page(request: Request) -> bool:
+    path = _route_path(request)
+    return path is not None and (
+        path in ("/device", "/authorize") or path.startswith(("/device/", "/authorize/")))
 
 
 def _error_page(request: Request, status: int, headers: dict[str, str]) -> Response:
@@ -40,7 +53,8 @@ def _error_page(request: Request, status: int, headers: dict[str, str]) -> Respo
     title, message = _PAGE_MESSAGES.get(status, ("Request refused", "The request was refused."))
     try:
         return render(request, "error.html",
-                      {"title": title, "message": message, "start": "/device"},
+                      {"title": title, "message": message,
+                       "start": getattr(request.app.state, "issuer_path", "") + "/device"},
                       status=status, headers=headers)
     except Exception:  # no session (it failed itself): plain text, still no traceback
         log.exception("could not render the error page")
@@ -52,7 +66,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if _is_page(request):
         return _error_page(request, exc.status_code, headers)
-    if request.url.path.startswith(("/token", "/device_authorization", "/userinfo")):
+    path = _route_path(request) or ""
+    if path.startswith(("/token", "/device_authorization", "/userinfo")):
         body = {"error": "invalid_request", "error_description": exc.detail}
         return json_response(body, exc.status_code, headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)

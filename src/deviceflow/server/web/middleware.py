@@ -75,10 +75,12 @@ class RequestContextMiddleware:
 
     def __init__(
         self, app: ASGIApp, *, hsts: bool = False, metrics: RequestMetrics | None = None,
+        quiet_paths: frozenset[str] = QUIET_PATHS,
     ) -> None:
         self.app = app
         self.hsts = hsts
         self.metrics = metrics
+        self.quiet_paths = quiet_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +108,7 @@ class RequestContextMiddleware:
         finally:
             if self.metrics is not None:
                 self.metrics.record(scope, status, time.perf_counter() - start)
-            level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+            level = logging.DEBUG if scope["path"] in self.quiet_paths else logging.INFO
             if access_log.isEnabledFor(level):
                 self._log(level, scope, status, start)
             request_id.reset(token)
@@ -128,13 +130,35 @@ class RequestContextMiddleware:
         )
 
 
-SESSION_PREFIXES = ("/device", "/account")
-"""The pages that use the session: the verification pages and "Your devices". Other routes
-(the token endpoint above all) neither read nor set the cookie."""
+SESSION_PREFIXES = ("/device", "/account", "/authorize")
+"""The pages that use the session: the verification pages, "Your devices" and the browser
+authorization (RFC 6749 §4.1). Other routes (the token endpoint above all) neither read nor set
+the cookie. Below the issuer's path when it has one."""
 
 
-def _has_session(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in SESSION_PREFIXES)
+def _has_session(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+class IssuerPathMiddleware:
+    """For a reverse proxy that removes the issuer's path before passing a request on
+    (``proxy_strips_issuer_path``): puts the path back in front, so routing, links, redirects
+    and the cookie path are the same whether the proxy strips it or keeps it. Outermost, so the
+    access log and every other layer see the public path."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self._raw = prefix.encode("ascii")  # validated as unreserved characters (config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = dict(scope)
+            scope["path"] = self.prefix + scope["path"]
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):
+                scope["raw_path"] = self._raw + raw
+        await self.app(scope, receive, send)
 
 
 class DeferredSessionMiddleware:
@@ -147,8 +171,10 @@ class DeferredSessionMiddleware:
     def __init__(
         self, app: ASGIApp, *, session_cookie: str, max_age: int, path: str,
         same_site: Literal["lax", "strict", "none"], https_only: bool,
+        prefixes: tuple[str, ...] = SESSION_PREFIXES,
     ) -> None:
         self.app = app
+        self.prefixes = prefixes
         self.options: dict[str, Any] = {
             "session_cookie": session_cookie, "max_age": max_age, "path": path,
             "same_site": same_site, "https_only": https_only,
@@ -156,7 +182,7 @@ class DeferredSessionMiddleware:
         self._inner: SessionMiddleware | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_session(scope.get("path", "")):
+        if scope["type"] != "http" or not _has_session(scope.get("path", ""), self.prefixes):
             await self.app(scope, receive, send)
             return
         if self._inner is None:

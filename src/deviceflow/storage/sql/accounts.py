@@ -44,6 +44,7 @@ def _client(row: Row[Any]) -> Client:
         secret_hash=row.secret_hash,
         device_code_lifetime=row.device_code_lifetime,
         created_at=row.created_at,
+        redirect_uris=frozenset(row.redirect_uris.split()),
     )
 
 
@@ -66,6 +67,7 @@ class SqlClients:
             "secret_hash": client.secret_hash,
             "device_code_lifetime": client.device_code_lifetime,
             "created_at": client.created_at,
+            "redirect_uris": _join(client.redirect_uris),
         }
         await _insert(self._conn, _CLIENT_INSERT, values, client.client_id)
 
@@ -88,6 +90,8 @@ class SqlClients:
             values["device_code_lifetime"] = None
         elif changes.device_code_lifetime is not None:
             values["device_code_lifetime"] = changes.device_code_lifetime
+        if changes.redirect_uris is not None:
+            values["redirect_uris"] = _join(changes.redirect_uris)
         where = _c.c.client_id == client_id
         # Nothing to change still answers whether the client exists (a no-op UPDATE would not).
         statement = update(_c).where(where).values(values) if values else (

@@ -51,6 +51,8 @@ clients = Table(
     Column("secret_hash", Text, nullable=True),
     Column("device_code_lifetime", Integer, nullable=True),
     Column("created_at", Double, nullable=False),
+    # Space-joined, sorted (a URI has no space, RFC 3986 §2); '' for none (0009).
+    Column("redirect_uris", Text, nullable=False, server_default=""),
     CheckConstraint("client_type IN ('public', 'confidential')", name="client_type"),
 )
 
@@ -124,6 +126,29 @@ grants = Table(
     Column("ip_address", Text, nullable=False),
     Column("user_agent", Text, nullable=False),
     Column("expires_at", Double, nullable=False),  # the family's absolute end
+    Index(None, "expires_at"),  # purge scans by expiry
+)
+
+# Authorization codes (RFC 6749 §4.1.2), kept as HMACs; redeemed ones stay until the purge so
+# a replay is recognised and revokes what the code issued.
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", Text, primary_key=True),
+    Column("client_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("redirect_uri_given", Integer, nullable=False),  # 0/1: the same on both dialects
+    Column("scope", Text, nullable=False),  # space-joined, in request order
+    Column("code_challenge", Text, nullable=True),
+    Column("nonce", Text, nullable=True),
+    Column("auth_time", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("ip_address", Text, nullable=False),
+    Column("user_agent", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    CheckConstraint("status IN ('issued', 'redeemed')", name="status"),
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
@@ -207,6 +232,7 @@ signing_keys = Table(
 __all__ = [
     "NAMING_CONVENTION",
     "audit_log",
+    "authorization_codes",
     "browser_sessions",
     "clients",
     "device_authorizations",

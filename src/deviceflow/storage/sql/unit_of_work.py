@@ -21,6 +21,7 @@ from ..interface import (
 from . import tables as t
 from .accounts import SqlClients, SqlUsers
 from .audit import SqlAuditLog
+from .authorization_codes import SqlAuthorizationCodes
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
 from .grants import SqlGrants
@@ -61,6 +62,7 @@ class SqlUnitOfWork:
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
     grants: SqlGrants
+    authorization_codes: SqlAuthorizationCodes
 
     __slots__ = (
         "_conn",
@@ -70,6 +72,7 @@ class SqlUnitOfWork:
         "_lock_timeout",
         "_read_only",
         "audit_log",
+        "authorization_codes",
         "browser_sessions",
         "clients",
         "denylist",
@@ -134,6 +137,7 @@ class SqlUnitOfWork:
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
+        self.authorization_codes = SqlAuthorizationCodes(conn)
         return self
 
     async def __aexit__(
@@ -300,10 +304,11 @@ class InlineReadUnitOfWork:
     audit_log: SqlAuditLog
     signing_keys: SqlSigningKeys
     grants: SqlGrants
+    authorization_codes: SqlAuthorizationCodes
 
-    __slots__ = ("_reader", "audit_log", "browser_sessions", "clients", "denylist",
-                 "device_authorizations", "grants", "refresh_tokens", "secrets", "signing_keys",
-                 "users")
+    __slots__ = ("_reader", "audit_log", "authorization_codes", "browser_sessions", "clients",
+                 "denylist", "device_authorizations", "grants", "refresh_tokens", "secrets",
+                 "signing_keys", "users")
 
     def __init__(self, reader: InlineReader) -> None:
         self._reader = reader
@@ -320,6 +325,7 @@ class InlineReadUnitOfWork:
         self.audit_log = SqlAuditLog(conn)
         self.signing_keys = SqlSigningKeys(conn)
         self.grants = SqlGrants(conn)
+        self.authorization_codes = SqlAuthorizationCodes(conn)
         return self
 
     async def __aexit__(

@@ -31,8 +31,21 @@ async def jwks(request: Request) -> Response:
     )
 
 
+RFC8414_WELL_KNOWN = "/.well-known/oauth-authorization-server"
+
 routes = [
+    # OIDC Discovery §4: the issuer with "/.well-known/openid-configuration" appended.
     Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
-    Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+    # RFC 8414 §3.1 for an issuer without a path. Under an issuer with a path it is kept as
+    # well: clients that append the suffix to the issuer (as for OIDC) find it, and a proxy that
+    # strips the issuer's path has this to map the host-root location below to.
+    Route(RFC8414_WELL_KNOWN, metadata, methods=["GET"]),
     Route("/jwks.json", jwks, methods=["GET"]),
 ]
+
+
+def path_issuer_routes(issuer_path: str) -> list[Route]:
+    """RFC 8414 §3.1: for an issuer with a path, the well-known suffix goes between the host
+    and the path (``/.well-known/oauth-authorization-server/tenant``): at the host's root,
+    outside the issuer's path."""
+    return [Route(RFC8414_WELL_KNOWN + issuer_path, metadata, methods=["GET"])]

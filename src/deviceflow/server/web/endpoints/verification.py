@@ -63,7 +63,7 @@ USER_CODE = "user_code"
 RESULT = "result"
 RETURN_TO = "return_to"
 """A page to return to after signing in, by route name (never a URL: no open redirect)."""
-RETURN_PAGES = frozenset({"account_devices"})
+RETURN_PAGES = frozenset({"account_devices", "authorize_consent"})
 
 # --- what the pages say ------------------------------------------------------------------------
 
@@ -87,6 +87,10 @@ SIGN_IN_AGAIN = (
 SIGN_IN_AGAIN_DEVICES = (
     "Enter your password again to sign out devices: you signed in more than {age} ago."
 )
+SIGN_IN_AGAIN_FOR = {"authorize_consent": (
+    "Enter your password again to approve this sign-in: you signed in more than {age} ago."
+)}
+"""The reason to ask again, by the page (``RETURN_TO``) waiting for the sign-in."""
 
 _MAX_ECHO = 64
 """Longest typed code we put back into the input (the value is escaped; this only bounds size)."""
@@ -264,7 +268,8 @@ async def _signin_page(
     signed = await _signed_in(request, service)
     again = None
     if signed is not None and not signed.may_approve and _needs_fresh_sign_in(request):
-        wording = SIGN_IN_AGAIN_DEVICES if return_to(request) else SIGN_IN_AGAIN
+        page = return_to(request)
+        wording = SIGN_IN_AGAIN_FOR.get(page, SIGN_IN_AGAIN_DEVICES) if page else SIGN_IN_AGAIN
         again = wording.format(age=_within(service.policy.approval_max_age))
         if not username:
             user = await service.accounts.get_user(signed.user_id)
