@@ -68,6 +68,7 @@ class LiveServer:
         grants: tuple[str, ...] = ("device_code", "refresh_token"),
         scopes: tuple[str, ...] = ("openid", "profile", "offline_access"),
         expires_in: int | None = None,
+        redirect_uris: tuple[str, ...] = (),
     ) -> str | None:
         """Register a client; returns the secret of a confidential one."""
         from deviceflow.protocol.models import ClientType
@@ -75,7 +76,7 @@ class LiveServer:
         kind = ClientType.PUBLIC if public else ClientType.CONFIDENTIAL
         _, secret = self._admin(lambda admin: admin.add_client(
             client_id, name, kind, [GRANT_NAMES.get(g, g) for g in grants], list(scopes),
-            expires_in,
+            expires_in, list(redirect_uris),
         ))
         return secret
 

@@ -171,7 +171,8 @@ def _parse(argv: Sequence[str]) -> tuple[str | None, list[str], str, bool] | Non
                 return None
             output = value
         elif name == "--flow":
-            if value != "device-code":
+            # A person's tokens only: the client's own (client credentials) are kept elsewhere.
+            if value not in ("device-code", "interactive-browser"):
                 return None
         elif name == "--timeout":
             try:

@@ -7,12 +7,13 @@ import click
 from deviceflow.cli.common import F
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode
-from deviceflow.client.profiles import normalize_registry
+from deviceflow.client.profiles import FlowKind, normalize_registry
 from deviceflow.client.providers import ProviderKind
 
 __all__ = [
     "ask",
     "docker_options",
+    "flow_setting",
     "name_argument",
     "read_secret",
     "registries",
@@ -20,6 +21,8 @@ __all__ = [
 ]
 
 PROVIDERS = [kind.value for kind in ProviderKind]
+# "auto": no default of the profile's own; get-token picks per machine (docs/cli.md, "Flows").
+DEFAULT_FLOWS = [*(kind.value for kind in FlowKind), "auto"]
 
 
 def settings_options(func: F) -> F:
@@ -52,8 +55,9 @@ def settings_options(func: F) -> F:
         click.option("--audience", metavar="AUDIENCE", help="API audience (Auth0)."),
         click.option(
             "--default-flow",
-            type=click.Choice(["device-code"]),
-            help="Flow get-token uses by default.",
+            type=click.Choice(DEFAULT_FLOWS),
+            help="Flow get-token uses without --flow (default: auto, the browser on a machine "
+            "with a display and no SSH session, the device code otherwise).",
         ),
         click.option(
             "--client-secret-stdin",
@@ -113,6 +117,11 @@ def ask(env: Env, option: str, question: str, *, default: str | None = None) -> 
     if not text:
         raise CliError(f"Missing {option}.", ExitCode.USAGE)
     return text
+
+
+def flow_setting(value: str | None) -> FlowKind | None:
+    """--default-flow as the profile stores it: absent or "auto" is no default of its own."""
+    return FlowKind(value) if value and value != "auto" else None
 
 
 def read_secret(env: Env) -> str:

@@ -47,7 +47,8 @@ TITLE = "Device Code Authentication"
 
 
 class SignInView(Protocol):
-    shown: bool
+    @property
+    def shown(self) -> bool: ...
 
     def on_event(self, event: Event) -> None: ...
 

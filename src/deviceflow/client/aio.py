@@ -10,13 +10,21 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+)
 from dataclasses import dataclass, replace
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
-from deviceflow.client.cache import CacheRecord, FileLock, StoreKind, TokenCache
+from deviceflow.client.browser_flow import BrowserEvent, BrowserReply
+from deviceflow.client.cache import CacheKey, CacheRecord, FileLock, StoreKind, TokenCache
 from deviceflow.client.core import ClientOptions, SystemClock, TokenRequest, ad_hoc_profile
 from deviceflow.client.errors import CacheCorruptError, ConfigurationError
 from deviceflow.client.flow import (
@@ -25,14 +33,14 @@ from deviceflow.client.flow import (
     Flow,
     HttpRequest,
     HttpResponse,
-    Reply,
     SendRequest,
     ServerMetadata,
     ShowCode,
     Sleep,
     TransportFailure,
 )
-from deviceflow.client.profiles import Profile, ProfileStore
+from deviceflow.client.loopback import LoopbackBrowser, open_system_browser
+from deviceflow.client.profiles import FlowKind, Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
 from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
 from deviceflow.client.sync import (
@@ -71,18 +79,28 @@ async def async_send(
 
 
 async def async_run_flow(
-    flow: Flow[T],
+    flow: Generator[BrowserEvent, Any, T],
     http: httpx.AsyncClient,
     *,
     on_event: AsyncEventCallback | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    interact: Callable[[BrowserEvent], BrowserReply] | None = None,
 ) -> T:
-    """Drive a sans-I/O flow to its result without blocking the event loop."""
+    """Drive a sans-I/O flow to its result without blocking the event loop. ``interact`` answers
+    the browser flow's events (``LoopbackBrowser``, blocking: it runs in a thread)."""
     try:
         event = next(flow)
         while True:
-            reply: Reply = None
-            if isinstance(event, SendRequest):
+            reply: BrowserReply = None
+            if not isinstance(event, SendRequest | Sleep | ShowCode):
+                if interact is None:
+                    raise TypeError(f"no driver for {type(event).__name__}")
+                if on_event is not None:
+                    outcome = on_event(event)  # type: ignore[arg-type]  # the URL, for a view
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                reply = await asyncio.to_thread(interact, event)
+            elif isinstance(event, SendRequest):
                 reply = await async_send(http, event.request)
             else:
                 if on_event is not None:
@@ -127,6 +145,8 @@ class AsyncDeviceFlowClient:
         on_notice: Callable[[str], None] | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        open_browser: Callable[[str], bool] = open_system_browser,
+        flow: FlowKind | str | None = None,
     ) -> None:
         profile = ad_hoc_profile(
             profile, client_id=client_id, issuer=issuer, provider=provider,
@@ -144,6 +164,9 @@ class AsyncDeviceFlowClient:
         self._http = http
         self._owns_http = http is None
         self._sleep = sleep
+        self._open_browser = open_browser
+        # The flow get_token() and auth() use: given, else the profile's, else the device flow.
+        self.flow = FlowKind(flow) if flow else (profile.default_flow or FlowKind.DEVICE_CODE)
 
     @classmethod
     async def from_profile(
@@ -195,6 +218,16 @@ class AsyncDeviceFlowClient:
             flow, self._client(), on_event=self._dispatch, sleep=self._sleep
         )
 
+    async def _run_in_browser(self, flow: Generator[BrowserEvent, Any, T]) -> T:
+        browser = LoopbackBrowser(open_browser=self._open_browser, on_notice=self.options.on_notice)
+        try:
+            return await async_run_flow(
+                flow, self._client(), on_event=self._dispatch, sleep=self._sleep,
+                interact=browser,
+            )
+        finally:
+            browser.close()  # on cancellation too: the waiting thread's listener stops
+
     async def aclose(self) -> None:
         if self._http is not None and self._owns_http:
             await self._http.aclose()
@@ -211,12 +244,13 @@ class AsyncDeviceFlowClient:
             self.options.metadata = await self._run(self.options.metadata_flow())
         return self.options.metadata
 
-    async def _load(self, *, force: bool) -> CacheRecord | None:
+    async def _load(self, *, force: bool, key: CacheKey | None = None) -> CacheRecord | None:
         cache = self.options.cache
         if cache is None:
-            return self.options.memory
+            memory = self.options.memory
+            return memory if memory is None or key is None or memory.key == key else None
         try:
-            return await asyncio.to_thread(cache.load, self.options.key)
+            return await asyncio.to_thread(cache.load, key or self.options.key)
         except CacheCorruptError:
             if force:
                 return None
@@ -230,22 +264,27 @@ class AsyncDeviceFlowClient:
         force: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the person, not I/O
         sign_in: bool = True,
+        flow: FlowKind | str | None = None,
     ) -> TokenSet:
-        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then the device flow
-        (unless ``sign_in=False``: then ``SignInRequiredError``)."""
-        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in)
-        hit = self.options.cached(await self._load(force=force), request)
+        """As ``DeviceFlowClient.get_token``: cache, then silent refresh, then ``flow`` (unless
+        ``sign_in=False``: then ``SignInRequiredError``); the browser's listener waits in a
+        thread."""
+        request = TokenRequest(
+            tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow) if flow else self.flow
+        )
+        key = self.options.key_for(request)
+        hit = self.options.cached(await self._load(force=force, key=key), request)
         if hit is not None:
             return hit
         cache = self.options.cache
         if cache is None:
-            return await self._acquire(self.options.memory, request)
-        lock = FileLock(cache.lock_path(self.options.key))
+            return await self._acquire(await self._load(force=force, key=key), request)
+        lock = FileLock(cache.lock_path(key))
         await asyncio.to_thread(
             lock.acquire, timeout=timeout, on_wait=self.options.waiting_notice()
         )
         try:
-            record = await self._load(force=force)
+            record = await self._load(force=force, key=key)
             hit = self.options.cached(record, request)
             if hit is not None:
                 return hit
@@ -256,7 +295,12 @@ class AsyncDeviceFlowClient:
     async def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
         self.options.check_sign_in_allowed(record, request)
         metadata = await self.metadata()
-        token, fresh = await self._run(self.options.acquire_flow(metadata, record, request))
+        if request.flow is FlowKind.INTERACTIVE_BROWSER:
+            token, fresh = await self._run_in_browser(
+                self.options.acquire_browser_flow(metadata, record, request)
+            )
+        else:
+            token, fresh = await self._run(self.options.acquire_flow(metadata, record, request))
         updated = self.options.updated_record(record, request, token, fresh)
         if self.options.cache is None:
             self.options.memory = updated
@@ -321,7 +365,7 @@ class AsyncDeviceFlowClient:
         result = await self._run(revocation_flow(self.options, record)) if record else None
         removed: list[str] = []
         if self.options.cache is not None:
-            removed = await asyncio.to_thread(self.options.cache.delete, self.options.key)
+            removed = await asyncio.to_thread(self.options.forget_cached)
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None
@@ -351,9 +395,10 @@ class AsyncBearerAuth(httpx.Auth):
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         response = yield request
         if response.status_code == 401 and token.expires_at is not None:
-            record = await self.client._load(force=False)
+            renew = TokenRequest(flow=self.client.flow)
+            record = await self.client._load(force=False, key=self.client.options.key_for(renew))
             if record is not None:
                 stripped = CacheRecord(record.key, record.refresh_token, record.id_token)
-                renewed = await self.client._acquire(stripped, TokenRequest())
+                renewed = await self.client._acquire(stripped, renew)
                 request.headers["Authorization"] = f"{renewed.token_type} {renewed.access_token}"
                 yield request

@@ -292,11 +292,14 @@ class CacheKey:
     issuer: str
     client_id: str
     profile: str
+    subject: str = ""  # "": a person's tokens; "client": the client's own (client credentials)
 
     @property
     def digest(self) -> str:
-        material = f"{self.issuer}\n{self.client_id}\n{self.profile}".encode()
-        return hashlib.sha256(material).hexdigest()[:16]
+        material = f"{self.issuer}\n{self.client_id}\n{self.profile}"
+        if self.subject:
+            material += f"\n{self.subject}"
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     @property
     def name(self) -> str:
@@ -365,6 +368,7 @@ class CacheRecord:
             "issuer": self.key.issuer,
             "client_id": self.key.client_id,
             "profile": self.key.profile,
+            **({"subject": self.key.subject} if self.key.subject else {}),
             "refresh_token": self.refresh_token,
             "id_token": self.id_token,
             "updated_at": self.updated_at,
@@ -432,7 +436,10 @@ def _record_from(data: object, key: CacheKey) -> CacheRecord:
         raise TypeError("the top level is not an object")
     if data.get("version") != RECORD_VERSION:
         raise ValueError(f"unknown version {data.get('version')!r}")
-    stored = CacheKey(str(data["issuer"]), str(data["client_id"]), str(data["profile"]))
+    stored = CacheKey(
+        str(data["issuer"]), str(data["client_id"]), str(data["profile"]),
+        str(data.get("subject", "")),
+    )
     if stored != key:
         raise ValueError("it belongs to another issuer, client or profile")
     raw_tokens = data.get("tokens", [])

@@ -7,12 +7,14 @@ lock; everything they decide is decided here or in the flows.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 
+from deviceflow.client.browser_flow import BrowserEvent, BrowserReply, obtain_browser_token
 from deviceflow.client.cache import CacheKey, CacheRecord, TokenCache
+from deviceflow.client.client_credentials import obtain_client_token
 from deviceflow.client.discovery import resolve_metadata
-from deviceflow.client.errors import ConfigurationError, SignInRequiredError
+from deviceflow.client.errors import ConfigurationError, DiscoveryError, SignInRequiredError
 from deviceflow.client.flow import (
     ClientAuth,
     Clock,
@@ -23,7 +25,7 @@ from deviceflow.client.flow import (
     choose_secret_method,
     obtain_token,
 )
-from deviceflow.client.profiles import Profile
+from deviceflow.client.profiles import FlowKind, Profile
 from deviceflow.client.providers import ProviderKind, Quirks, provider_for
 from deviceflow.client.tokens import DeviceCode, TokenSet, decode_jwt_unverified
 
@@ -55,7 +57,8 @@ class TokenRequest:
     audience: str | None = None
     force: bool = False
     timeout: float | None = None
-    sign_in: bool = True  # False: cache or silent refresh only, never the device flow
+    sign_in: bool = True  # False: cache or silent refresh only, never a sign-in
+    flow: FlowKind = FlowKind.DEVICE_CODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,19 @@ class ClientOptions:
 
     @property
     def key(self) -> CacheKey:
+        """Where a person's tokens are kept (``key_for`` a request of any flow)."""
         return self.profile.cache_key
+
+    def key_for(self, request: TokenRequest) -> CacheKey:
+        return self.profile.cache_key_for(request.flow)
+
+    def forget_cached(self) -> list[str]:
+        """Logout: delete the person's tokens and the client's own (client credentials, which
+        nothing revokes: they expire); returns where something was removed."""
+        if self.cache is None:
+            return []
+        client_key = self.profile.cache_key_for(FlowKind.CLIENT_CREDENTIALS)
+        return self.cache.delete(self.key) + self.cache.delete(client_key)
 
     def auth(
         self, metadata: ServerMetadata, endpoint_methods: tuple[str, ...] = ()
@@ -153,6 +168,8 @@ class ClientOptions:
         return ClientAuth(self.profile.client_id, self.client_secret, method)
 
     def scopes(self, request: TokenRequest) -> tuple[str, ...]:
+        if request.flow is FlowKind.CLIENT_CREDENTIALS:
+            return self.profile.client_credentials_scopes(request.scopes)
         return self.profile.scopes_for(request.scopes)
 
     def audience(self, request: TokenRequest) -> str | None:
@@ -185,6 +202,8 @@ class ClientOptions:
     def check_sign_in_allowed(self, record: CacheRecord | None, request: TokenRequest) -> None:
         """Without a refresh token only the device flow can help: with ``sign_in=False`` say so
         before any request (a refused refresh is caught in ``obtain_token``)."""
+        if not request.flow.for_person:
+            return  # client credentials: nobody needs to be there
         no_refresh = request.force or record is None or not record.refresh_token
         if not request.sign_in and no_refresh:
             raise SignInRequiredError()
@@ -192,8 +211,44 @@ class ClientOptions:
     def acquire_flow(
         self, metadata: ServerMetadata, record: CacheRecord | None, request: TokenRequest
     ) -> Flow[tuple[TokenSet, bool]]:
+        """The device flow or client credentials (the browser flow: ``acquire_browser_flow``)."""
+        if request.flow is FlowKind.CLIENT_CREDENTIALS:
+            return obtain_client_token(
+                metadata,
+                self.auth(metadata),
+                self.scopes(request),
+                self.clock,
+                quirks=self.quirks,
+                extra_params=self.extra_params(request),
+            )
+        if request.flow is FlowKind.INTERACTIVE_BROWSER:
+            raise ConfigurationError(
+                "The interactive-browser flow is driven by acquire_browser_flow."
+            )
+        if not metadata.device_authorization_endpoint:
+            raise DiscoveryError(
+                f"The server at {metadata.issuer} does not offer the device flow (its discovery "
+                "document has no 'device_authorization_endpoint')."
+            )
         refresh_token = None if request.force or record is None else record.refresh_token
         return obtain_token(
+            metadata,
+            self.auth(metadata),
+            self.scopes(request),
+            self.clock,
+            refresh_token=refresh_token,
+            quirks=self.quirks,
+            extra_params=self.extra_params(request),
+            timeout=request.timeout,
+            sign_in=request.sign_in,
+        )
+
+    def acquire_browser_flow(
+        self, metadata: ServerMetadata, record: CacheRecord | None, request: TokenRequest
+    ) -> Generator[BrowserEvent, BrowserReply, tuple[TokenSet, bool]]:
+        """A silent refresh, else the authorization code flow in the browser (browser_flow.py)."""
+        refresh_token = None if request.force or record is None else record.refresh_token
+        return obtain_browser_token(
             metadata,
             self.auth(metadata),
             self.scopes(request),
@@ -209,7 +264,7 @@ class ClientOptions:
         self, record: CacheRecord | None, request: TokenRequest, token: TokenSet, fresh_login: bool
     ) -> CacheRecord:
         # A new sign-in may be another account: start from an empty record then.
-        base = CacheRecord(self.key) if fresh_login or record is None else record
+        base = CacheRecord(self.key_for(request)) if fresh_login or record is None else record
         return base.with_token(
             self.scopes(request), self.audience(request), token, now=self.clock.time()
         )

@@ -57,7 +57,7 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
         if value is None:
             if required:
                 raise DiscoveryError(
-                    f"The server at {issuer} does not offer the device flow "
+                    f"The server at {issuer} has no token endpoint "
                     f"(its discovery document {url} has no '{name}')."
                 )
             return None
@@ -72,7 +72,9 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
     return ServerMetadata(
         issuer=advertised,
         token_endpoint=endpoint("token_endpoint", required=True) or "",
-        device_authorization_endpoint=endpoint("device_authorization_endpoint", required=True)
+        # Each flow checks for its own endpoint when it starts (missing_endpoint): a server may
+        # offer the authorization code flow or client credentials without the device flow.
+        device_authorization_endpoint=endpoint("device_authorization_endpoint", required=False)
         or "",
         revocation_endpoint=endpoint("revocation_endpoint", required=False),
         jwks_uri=endpoint("jwks_uri", required=False),
@@ -86,6 +88,13 @@ def _metadata_from(doc: Mapping[str, object], issuer: str, url: str) -> ServerMe
         introspection_endpoint_auth_methods_supported=methods(
             "introspection_endpoint_auth_methods_supported"
         ),
+        authorization_endpoint=endpoint("authorization_endpoint", required=False),
+        code_challenge_methods_supported=methods("code_challenge_methods_supported"),
+        # RFC 9207 §3: only the JSON literal true means the server sends "iss".
+        authorization_response_iss_parameter_supported=doc.get(
+            "authorization_response_iss_parameter_supported"
+        )
+        is True,
     )
 
 
@@ -124,6 +133,7 @@ def preset_metadata(kind: ProviderKind, *, tenant_id: str | None) -> ServerMetad
         token_endpoint=preset.token_endpoint,
         device_authorization_endpoint=preset.device_authorization_endpoint,
         revocation_endpoint=preset.revocation_endpoint,
+        authorization_endpoint=preset.authorization_endpoint,
     )
 
 

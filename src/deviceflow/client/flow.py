@@ -70,9 +70,11 @@ __all__ = [
     "device_flow",
     "json_object",
     "obtain_token",
+    "post_form",
     "refresh",
     "revoke",
     "send_with_retry",
+    "success_object",
 ]
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -102,6 +104,11 @@ class ServerMetadata:
     introspection_endpoint: str | None = None
     revocation_endpoint_auth_methods_supported: tuple[str, ...] = ()
     introspection_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    # RFC 6749 §3.1 / RFC 7636 §4.3 / RFC 9207 §3: what the authorization code flow needs
+    # (browser_flow.py); absent for a server offering only the device flow.
+    authorization_endpoint: str | None = None
+    code_challenge_methods_supported: tuple[str, ...] = ()
+    authorization_response_iss_parameter_supported: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,3 +386,8 @@ def obtain_token(
         metadata, auth, scopes, clock, quirks=quirks, extra_params=extra_params, timeout=timeout
     )
     return token, True
+
+
+# The request and response helpers the other grants' modules share (browser_flow.py,
+# client_credentials.py): one way to build a token request and to read its answer.
+post_form = _post

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 _SECRET_FIELDS = frozenset(
-    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code"}
+    {"device_code", "refresh_token", "client_secret", "token", "access_token", "id_token", "code",
+     "code_verifier"}
 )
 
 

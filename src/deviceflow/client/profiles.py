@@ -57,7 +57,15 @@ DEFAULT_DOCKER_USERNAME = "oauth2accesstoken"
 
 
 class FlowKind(StrEnum):
-    DEVICE_CODE = "device-code"
+    """The three ways get-token can obtain a token (docs/cli.md, "Flows")."""
+
+    DEVICE_CODE = "device-code"  # RFC 8628: sign in on another device
+    INTERACTIVE_BROWSER = "interactive-browser"  # RFC 6749 §4.1 + RFC 7636 + RFC 8252
+    CLIENT_CREDENTIALS = "client-credentials"  # RFC 6749 §4.4: the client's own token
+
+    @property
+    def for_person(self) -> bool:
+        return self is not FlowKind.CLIENT_CREDENTIALS
 
 
 def normalize_registry(value: str) -> str | None:
@@ -88,7 +96,8 @@ class Profile:
     tenant_id: str | None = None  # Entra
     scopes: tuple[str, ...] = ()
     audience: str | None = None  # Auth0 (and any server accepting RFC 8707-like audiences)
-    default_flow: FlowKind = FlowKind.DEVICE_CODE
+    # None: get-token picks the browser or the device code for the machine (flow_choice.py).
+    default_flow: FlowKind | None = None
     has_client_secret: bool = False  # the secret itself lives in the token store, never here
     docker_registries: tuple[str, ...] = ()  # hosts docker-credential-deviceflow answers for
     docker_username: str | None = None  # the Username it answers (DEFAULT_DOCKER_USERNAME)
@@ -127,7 +136,21 @@ class Profile:
 
     @property
     def cache_key(self) -> CacheKey:
+        """Where a person's tokens are kept (device code and browser share them)."""
         return CacheKey(self.effective_issuer, self.client_id, self.name)
+
+    def cache_key_for(self, flow: FlowKind | None) -> CacheKey:
+        """The client's own tokens (client credentials) are kept apart: a request for a
+        person's token must never be answered with the client's, nor the other way round."""
+        if flow is FlowKind.CLIENT_CREDENTIALS:
+            return CacheKey(self.effective_issuer, self.client_id, self.name, subject="client")
+        return self.cache_key
+
+    def client_credentials_scopes(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        """Client credentials ask for exactly the scopes given (or the profile's own): no
+        provider defaults such as openid, and no offline_access (there is no refresh token;
+        Entra wants "{resource}/.default" alone, "client credentials flow" docs)."""
+        return requested or self.scopes
 
     def validate(self) -> Profile:
         validate_profile_name(self.name)
@@ -160,7 +183,8 @@ class Profile:
             table["scopes"] = list(self.scopes)
         if self.audience:
             table["audience"] = self.audience
-        table["default_flow"] = self.default_flow.value
+        if self.default_flow is not None:
+            table["default_flow"] = self.default_flow.value
         if self.has_client_secret:
             table["client_secret"] = "stored"
         if self.docker_registries:
@@ -200,7 +224,8 @@ class Profile:
             hosts.append(host)
         try:
             provider = ProviderKind(text("provider") or "local")
-            flow = FlowKind(text("default_flow") or FlowKind.DEVICE_CODE.value)
+            flow_name = text("default_flow")
+            flow = FlowKind(flow_name) if flow_name else None
         except ValueError as exc:
             raise ProfileError(f"In {where}, profile '{name}': {exc}.") from None
         return Profile(
@@ -377,6 +402,8 @@ class ProfileStore:
     def _index_document(self, profiles: ProfilesFile) -> dict[str, object]:
         entries: dict[str, object] = {}
         for profile in profiles.profiles:
+            if profile.default_flow is FlowKind.CLIENT_CREDENTIALS:
+                continue  # the fast path answers a person's tokens only
             try:
                 key = profile.cache_key
                 audience = profile.audience or ""

@@ -1,4 +1,5 @@
-"""Provider presets and quirks for the device authorization grant (RFC 8628).
+"""Provider presets and quirks for the device authorization grant (RFC 8628), the authorization
+code grant with PKCE (RFC 7636, RFC 8252; browser_flow.py) and client credentials (RFC 6749 §4.4).
 
 Providers with discovery (OpenID Connect Discovery 1.0, then RFC 8414) only need an issuer. Those
 without usable discovery get preset endpoints. Every deviation from RFC 8628 / RFC 6749 that the
@@ -57,6 +58,14 @@ class Quirks:
     # The revocation endpoint answers 400 "invalid_token" for a token already expired or revoked,
     # where RFC 7009 §2.2 answers 200.
     invalid_token_is_revoked: bool = False
+    # --- the authorization code flow (browser_flow.py) ---
+    # The loopback redirect URI's host and path: RFC 8252 §7.3 and §8.3 recommend the IP literal
+    # "http://127.0.0.1:{port}/{path}"; the port is always the one the listener got.
+    loopback_host: str = "127.0.0.1"
+    callback_path: str = "/callback"
+    # The token request of the authorization code flow needs the client secret even for a
+    # native app (the provider calls it "not treated as a secret").
+    code_flow_needs_secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,7 @@ class PresetEndpoints:
     device_authorization_endpoint: str
     token_endpoint: str
     revocation_endpoint: str | None = None
+    authorization_endpoint: str | None = None
 
 
 _PROVIDERS: dict[ProviderKind, Provider] = {
@@ -112,6 +122,13 @@ _PROVIDERS: dict[ProviderKind, Provider] = {
             # authorization response" table).
             shows_message=True,
             secret_auth_method="client_secret_post",
+            # "Redirect URI (reply URL) outline and restrictions", section "Localhost
+            # exceptions" (https://learn.microsoft.com/entra/identity-platform/reply-url): a
+            # registered http://localhost redirect matches any port; MSAL's own loopback redirect
+            # is "http://localhost:{port}" with no path, and its error text says "Configure
+            # http://localhost or http://localhost:port ... during app registration".
+            loopback_host="localhost",
+            callback_path="",
         ),
     ),
     ProviderKind.GOOGLE: Provider(
@@ -134,6 +151,15 @@ _PROVIDERS: dict[ProviderKind, Provider] = {
             # ends the whole grant there, so the access token's revocation right after it meets
             # exactly this answer: it means "nothing left to revoke", not a failure.
             invalid_token_is_revoked=True,
+            # "OAuth 2.0 for iOS & Desktop Apps"
+            # (https://developers.google.com/identity/protocols/oauth2/native-app), step 5
+            # "Exchange authorization code for refresh and access tokens": client_secret is a
+            # parameter of the token request; Google's overview
+            # (https://developers.google.com/identity/protocols/oauth2#installed) says of
+            # installed apps' secrets: "the client secret is obviously not treated as a secret".
+            # The same page's "Loopback IP address" redirect is http://127.0.0.1:{port}: the
+            # default loopback host and any path suit it.
+            code_flow_needs_secret=True,
         ),
     ),
     ProviderKind.GITHUB: Provider(
@@ -153,6 +179,24 @@ _PROVIDERS: dict[ProviderKind, Provider] = {
             # GitHub is plain OAuth 2.0: no OpenID Connect, no ID token.
             issues_id_token=False,
             secret_auth_method="client_secret_post",
+            # "Authorizing OAuth apps", web application flow step 2
+            # (https://docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps):
+            # client_secret is "Required" in POST /login/oauth/access_token, which answers
+            # "access_token=...&scope=...&token_type=bearer" unless the Accept header asks for
+            # JSON (every token request here sends Accept: application/json; json_object() reads
+            # both). Section "Loopback redirect urls": the redirect_uri's port may differ from the
+            # registered http://127.0.0.1/path callback, the path must match: register
+            # http://127.0.0.1/callback. GitHub OAuth apps historically took no PKCE; the
+            # code_challenge parameters are sent anyway (an unknown parameter is ignored, and
+            # GitHub documents code_challenge since its 2025 PKCE support).
+            code_flow_needs_secret=True,
+            # The same page's "Troubleshooting authorization request errors" and "Troubleshooting
+            # OAuth app access token request errors": GitHub's names for RFC 6749 §5.2's
+            # invalid_grant (a bad, expired or reused code) and invalid_client.
+            error_aliases=(
+                ("bad_verification_code", "invalid_grant"),
+                ("incorrect_client_credentials", "invalid_client"),
+            ),
         ),
     ),
     ProviderKind.OKTA: Provider(
@@ -219,6 +263,9 @@ def preset_endpoints(kind: ProviderKind, *, tenant_id: str | None) -> PresetEndp
             issuer=f"{base}/v2.0",
             device_authorization_endpoint=f"{base}/oauth2/v2.0/devicecode",
             token_endpoint=f"{base}/oauth2/v2.0/token",
+            # "Microsoft identity platform and OAuth 2.0 authorization code flow"
+            # (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
+            authorization_endpoint=f"{base}/oauth2/v2.0/authorize",
             # No RFC 7009 endpoint: Entra cannot revoke one refresh token. Its only revocation is
             # Microsoft Graph's "user: revokeSignInSessions" (every refresh token of the user,
             # every app, with a Graph permission such as User.RevokeSessions.All), far beyond a
@@ -231,11 +278,16 @@ def preset_endpoints(kind: ProviderKind, *, tenant_id: str | None) -> PresetEndp
             token_endpoint="https://oauth2.googleapis.com/token",
             # "Revoking a token" in Google's OAuth 2.0 docs.
             revocation_endpoint="https://oauth2.googleapis.com/revoke",
+            # "OAuth 2.0 for iOS & Desktop Apps", step 2 "Send a request to Google's OAuth 2.0
+            # server".
+            authorization_endpoint="https://accounts.google.com/o/oauth2/v2/auth",
         )
     if kind is ProviderKind.GITHUB:
         return PresetEndpoints(
             issuer="https://github.com",
             device_authorization_endpoint="https://github.com/login/device/code",
             token_endpoint="https://github.com/login/oauth/access_token",
+            # "Authorizing OAuth apps", web application flow step 1.
+            authorization_endpoint="https://github.com/login/oauth/authorize",
         )
     raise ConfigurationError(f"The {kind.value} provider is configured by discovery, not presets.")

@@ -11,12 +11,13 @@ import ssl
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from deviceflow import __version__
-from deviceflow.client.cache import CacheRecord, StoreKind, TokenCache
+from deviceflow.client.browser_flow import BrowserEvent, BrowserReply
+from deviceflow.client.cache import CacheKey, CacheRecord, StoreKind, TokenCache
 from deviceflow.client.core import (
     Account,
     ClientOptions,
@@ -32,14 +33,14 @@ from deviceflow.client.flow import (
     Flow,
     HttpRequest,
     HttpResponse,
-    Reply,
     SendRequest,
     ServerMetadata,
     ShowCode,
     Sleep,
     TransportFailure,
 )
-from deviceflow.client.profiles import Profile, ProfileStore
+from deviceflow.client.loopback import LoopbackBrowser, open_system_browser
+from deviceflow.client.profiles import FlowKind, Profile, ProfileStore
 from deviceflow.client.providers import ProviderKind
 from deviceflow.client.session import LogoutResult, TokenStatus, revocation_flow, status_flow
 from deviceflow.client.tokens import DeviceCode, TokenSet, strip_control
@@ -122,18 +123,26 @@ def send(http: httpx.Client, request: HttpRequest) -> HttpResponse | TransportFa
 
 
 def run_flow(
-    flow: Flow[T],
+    flow: Generator[BrowserEvent, Any, T],
     http: httpx.Client,
     *,
     on_event: EventCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    interact: Callable[[BrowserEvent], BrowserReply] | None = None,
 ) -> T:
-    """Drive a sans-I/O flow to its result with blocking I/O."""
+    """Drive a sans-I/O flow to its result with blocking I/O; ``interact`` answers the browser
+    flow's events (``LoopbackBrowser``), shown to ``on_event`` first."""
     try:
         event = next(flow)
         while True:
-            reply: Reply = None
-            if isinstance(event, SendRequest):
+            reply: BrowserReply = None
+            if not isinstance(event, SendRequest | Sleep | ShowCode):
+                if interact is None:
+                    raise TypeError(f"no driver for {type(event).__name__}")
+                if on_event is not None:
+                    on_event(event)  # type: ignore[arg-type]  # the CLI's view shows the URL
+                reply = interact(event)
+            elif isinstance(event, SendRequest):
                 reply = send(http, event.request)
             elif isinstance(event, Sleep):
                 if on_event is not None:
@@ -177,6 +186,8 @@ class DeviceFlowClient:
         on_notice: Callable[[str], None] | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        open_browser: Callable[[str], bool] = open_system_browser,
+        flow: FlowKind | str | None = None,
     ) -> None:
         profile = ad_hoc_profile(
             profile, client_id=client_id, issuer=issuer, provider=provider,
@@ -194,6 +205,9 @@ class DeviceFlowClient:
         self._http = http
         self._owns_http = http is None
         self._sleep = sleep
+        self._open_browser = open_browser
+        # The flow get_token() and auth() use: given, else the profile's, else the device flow.
+        self.flow = FlowKind(flow) if flow else (profile.default_flow or FlowKind.DEVICE_CODE)
 
     @classmethod
     def from_profile(
@@ -232,6 +246,16 @@ class DeviceFlowClient:
     def _run(self, flow: Flow[T]) -> T:
         return run_flow(flow, self._client(), on_event=self.options.dispatch, sleep=self._sleep)
 
+    def _run_in_browser(self, flow: Generator[BrowserEvent, Any, T]) -> T:
+        browser = LoopbackBrowser(open_browser=self._open_browser, on_notice=self.options.on_notice)
+        try:
+            return run_flow(
+                flow, self._client(), on_event=self.options.dispatch, sleep=self._sleep,
+                interact=browser,
+            )
+        finally:
+            browser.close()
+
     def close(self) -> None:
         if self._http is not None and self._owns_http:
             self._http.close()
@@ -248,12 +272,13 @@ class DeviceFlowClient:
             self.options.metadata = self._run(self.options.metadata_flow())
         return self.options.metadata
 
-    def _load(self, *, force: bool) -> CacheRecord | None:
+    def _load(self, *, force: bool, key: CacheKey | None = None) -> CacheRecord | None:
         cache = self.options.cache
         if cache is None:
-            return self.options.memory
+            memory = self.options.memory
+            return memory if memory is None or key is None or memory.key == key else None
         try:
-            return cache.load(self.options.key)
+            return cache.load(key or self.options.key)
         except CacheCorruptError:
             if force:
                 return None  # --force: sign in afresh and replace the unusable record
@@ -270,26 +295,31 @@ class DeviceFlowClient:
         timeout: float | None = None,
         on_code: Callable[[DeviceCode], None] | None = None,
         sign_in: bool = True,
+        flow: FlowKind | str | None = None,
     ) -> TokenSet:
         """A valid access token: from the cache when it has more than a minute left, else by a
-        silent refresh, else by the device flow (the person signs in on another device).
+        silent refresh, else by signing in with ``flow``: the device flow (the person signs in
+        on another device), the interactive browser (authorization code + PKCE in this
+        machine's browser), or client credentials (the client's own token, asked for again
+        when it expires).
 
-        ``sign_in=False``: never the device flow; ``SignInRequiredError`` when only it would do.
+        ``sign_in=False``: never a person's sign-in; ``SignInRequiredError`` when only it would do.
         """
         if on_code is not None:
             self.options.on_code = on_code
-        request = TokenRequest(tuple(scopes), audience, force, timeout, sign_in)
-        hit = self.options.cached(self._load(force=force), request)
+        request = TokenRequest(
+            tuple(scopes), audience, force, timeout, sign_in, FlowKind(flow) if flow else self.flow
+        )
+        key = self.options.key_for(request)
+        hit = self.options.cached(self._load(force=force, key=key), request)
         if hit is not None:
             return hit
         cache = self.options.cache
         if cache is None:
-            return self._acquire(self.options.memory, request)
-        with cache.locked(
-            self.options.key, timeout=timeout, on_wait=self.options.waiting_notice()
-        ):
+            return self._acquire(self._load(force=force, key=key), request)
+        with cache.locked(key, timeout=timeout, on_wait=self.options.waiting_notice()):
             # Re-read under the lock: another process may have refreshed meanwhile.
-            record = self._load(force=force)
+            record = self._load(force=force, key=key)
             hit = self.options.cached(record, request)
             if hit is not None:
                 return hit
@@ -298,7 +328,12 @@ class DeviceFlowClient:
     def _acquire(self, record: CacheRecord | None, request: TokenRequest) -> TokenSet:
         self.options.check_sign_in_allowed(record, request)
         metadata = self.metadata()
-        token, fresh = self._run(self.options.acquire_flow(metadata, record, request))
+        if request.flow is FlowKind.INTERACTIVE_BROWSER:
+            token, fresh = self._run_in_browser(
+                self.options.acquire_browser_flow(metadata, record, request)
+            )
+        else:
+            token, fresh = self._run(self.options.acquire_flow(metadata, record, request))
         updated = self.options.updated_record(record, request, token, fresh)
         if self.options.cache is None:
             self.options.memory = updated
@@ -327,7 +362,7 @@ class DeviceFlowClient:
         result = self._run(revocation_flow(self.options, record)) if record else LogoutResult(())
         removed: list[str] = []
         if self.options.cache is not None:
-            removed = self.options.cache.delete(self.options.key)
+            removed = self.options.forget_cached()
         elif self.options.memory is not None:
             removed = ["memory"]
         self.options.memory = None
@@ -360,9 +395,10 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401 and token.expires_at is not None:
             # The token may have been revoked or expired early: renew it and retry once.
-            record = self.client._load(force=False)
+            renew = TokenRequest(flow=self.client.flow)
+            record = self.client._load(force=False, key=self.client.options.key_for(renew))
             if record is not None:
                 cache_free = CacheRecord(record.key, record.refresh_token, record.id_token)
-                renewed = self.client._acquire(cache_free, TokenRequest())
+                renewed = self.client._acquire(cache_free, renew)
                 request.headers["Authorization"] = f"{renewed.token_type} {renewed.access_token}"
                 yield request

@@ -66,6 +66,17 @@ class ClientSettings:
             "description": "Profile used when a command gets no --profile.",
         },
     )
+    client_secret: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "env": "DEVICEFLOW_CLIENT_SECRET",
+            "default": "",
+            "description": "The client secret for `get-token` (client credentials; Google and "
+            "GitHub browser sign-ins), instead of the one stored with the profile. Never "
+            "accepted as a command-line option.",
+        },
+    )
     debug: bool = field(
         default=False,
         metadata={
@@ -95,6 +106,7 @@ class ClientSettings:
             data_dir=data_dir,
             token_store=store,
             profile=env.get("DEVICEFLOW_PROFILE", "").strip() or None,
+            client_secret=env.get("DEVICEFLOW_CLIENT_SECRET", "").strip() or None,
             debug=env.get("DEVICEFLOW_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"),
         )
 

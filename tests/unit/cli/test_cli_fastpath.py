@@ -112,7 +112,7 @@ def test_fast_and_full_paths_print_the_same(tmp_path: Path) -> None:
     [
         ["--force"],
         ["--profile"],
-        ["--flow", "interactive-browser"],
+        ["--flow", "client-credentials"],
         ["--audience", "x"],
         ["--scope", "other"],
         ["--help"],

@@ -38,7 +38,6 @@ def test_create_profile_writes_toml_and_says_what_next(tmp_path: Path) -> None:
         "provider": "local",
         "client_id": "cli-app",
         "scopes": ["openid", "offline_access", "api:read"],
-        "default_flow": "device-code",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.client.flowkit import FakeClock, Script, js
 
+from deviceflow.client.core import ClientOptions, TokenRequest
 from deviceflow.client.discovery import discover, discovery_urls, preset_metadata
 from deviceflow.client.errors import (
     DiscoveryError,
@@ -18,6 +19,7 @@ from deviceflow.client.flow import (
     check_secure_url,
     run_to_completion,
 )
+from deviceflow.client.profiles import Profile
 from deviceflow.client.providers import ProviderKind
 
 DOC = {
@@ -64,12 +66,38 @@ def test_forgives_only_a_trailing_slash() -> None:
     assert meta.issuer == "https://id.example.com/tenant/"
 
 
-def test_no_device_endpoint_is_a_clear_error() -> None:
+def test_no_device_endpoint_is_a_clear_error_when_the_device_flow_starts() -> None:
+    # A server may offer only the browser flow or client credentials: discovery accepts it and
+    # the device flow refuses when asked for.
     doc = {k: v for k, v in DOC.items() if k != "device_authorization_endpoint"}
+    meta = run_to_completion(
+        discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+    )
+    assert meta.device_authorization_endpoint == ""
+    options = ClientOptions(Profile("p", ProviderKind.OIDC, "cli", "https://id.example.com/tenant"))
     with pytest.raises(DiscoveryError, match="does not offer the device flow"):
-        run_to_completion(
-            discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
-        )
+        options.acquire_flow(meta, None, TokenRequest())
+
+
+def test_reads_the_authorization_code_flow_metadata() -> None:
+    doc = dict(
+        DOC,
+        authorization_endpoint="https://id.example.com/tenant/authorize",
+        code_challenge_methods_supported=["S256"],
+        authorization_response_iss_parameter_supported=True,
+    )
+    meta = run_to_completion(
+        discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+    )
+    assert meta.authorization_endpoint == "https://id.example.com/tenant/authorize"
+    assert meta.code_challenge_methods_supported == ("S256",)
+    assert meta.authorization_response_iss_parameter_supported is True
+    # Anything but the JSON literal true means no (RFC 9207 §3).
+    doc["authorization_response_iss_parameter_supported"] = "true"
+    meta = run_to_completion(
+        discover("https://id.example.com/tenant"), Script(FakeClock(), [js(200, doc)])
+    )
+    assert meta.authorization_response_iss_parameter_supported is False
 
 
 def test_nothing_found_names_both_urls() -> None:

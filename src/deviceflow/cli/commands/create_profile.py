@@ -12,13 +12,14 @@ from deviceflow.cli.exit_codes import ExitCode
 from deviceflow.cli.profile_options import (
     ask,
     docker_options,
+    flow_setting,
     name_argument,
     read_secret,
     registries,
     settings_options,
 )
 from deviceflow.client.errors import ProfileExistsError
-from deviceflow.client.profiles import FlowKind, Profile, validate_profile_name
+from deviceflow.client.profiles import Profile, validate_profile_name
 from deviceflow.client.providers import LOCAL_DEFAULT_ISSUER, ProviderKind, provider_for
 
 __all__ = ["CreateProfileOptions", "command", "run"]
@@ -79,7 +80,7 @@ def run(env: Env, options: CreateProfileOptions) -> Profile:
         tenant_id=tenant_id,
         scopes=options.scopes,
         audience=options.audience,
-        default_flow=FlowKind(options.default_flow or FlowKind.DEVICE_CODE.value),
+        default_flow=flow_setting(options.default_flow),
         has_client_secret=secret is not None,
         docker_registries=registries(options.docker_registries),
         docker_username=options.docker_username,
@@ -99,6 +100,8 @@ Examples:
       --client-id 00000000-0000-0000-0000-000000000000 \\
       --scope https://graph.microsoft.com/User.Read
   deviceflow create-profile --name gh --provider github --client-id Iv1.abc123
+  printf '%s\n' "$SECRET" | deviceflow create-profile --name ci-bot --client-id ci-bot \
+      --issuer https://auth.example.com --default-flow client-credentials --client-secret-stdin
   deviceflow create-profile --name api --provider auth0 --issuer https://me.eu.auth0.com/ \\
       --client-id abc --audience https://api.example.com
 

@@ -88,8 +88,10 @@ def command(port: int, output: str, keep_serving: bool, no_qr: bool, show_token:
                 f"  Password: {password}   (random, shown only now)\n",
                 err=True,
             )
+            # The demo shows the device flow, on a desktop too (its client has no redirect URI).
             code = run(["create-profile", "--name", "demo", "--provider", "local",
                         "--issuer", issuer, "--client-id", DEMO_CLIENT_ID,
+                        "--default-flow", "device-code",
                         *[arg for s in DEMO_SCOPES for arg in ("--scope", s)]])
             if code == 0:
                 code = run(["get-token", "--profile", "demo", "--output", output,

@@ -1,4 +1,5 @@
-"""``deviceflow get-token``: print an access token, signing in with the device flow if needed.
+"""``deviceflow get-token``: print an access token, signing in if needed (device code,
+interactive browser or client credentials; cli/flows.py picks the flow and the secret).
 
 Options → run → typed result → renderer: ``run`` returns a ``TokenResult``; ``render`` prints the
 token (text) or its JSON on stdout, and nothing else goes to stdout. A cached token with more than
@@ -30,6 +31,7 @@ from deviceflow.cli.common import (
 from deviceflow.cli.context import Env
 from deviceflow.cli.exit_codes import CliError, ExitCode, exit_code_for
 from deviceflow.cli.fastpath import token_json
+from deviceflow.cli.flows import FLOW_CHOICES, FlowView, client_secret, pick_flow
 from deviceflow.cli.signin import SignIn, open_sign_in
 from deviceflow.client.errors import CacheCorruptError, CancelledByUserError, DeviceFlowError
 
@@ -52,6 +54,8 @@ class GetTokenOptions:
     # get-token itself: say where the person sees the sign-in (a notice) when stdout is a
     # terminal and the token will not be printed there (--show-token not given).
     show_token: bool | None = None
+    flow: str | None = None  # None: the profile's default_flow, else chosen for this machine
+    client_secret_stdin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +89,23 @@ def _report(env: Env, sign_in: SignIn, exc: CliError | DeviceFlowError) -> None:
         env.failure_reported = True
 
 
-def _run(env: Env, options: GetTokenOptions, view: SignIn) -> TokenResult:
+def _run(env: Env, options: GetTokenOptions, sign_in: SignIn) -> TokenResult:
     from deviceflow.client.sync import DeviceFlowClient
 
     _profiles, profile = resolve_profile(env, options.profile)
-    cache = token_cache(env, notify=view.notice)
-    secret = cache.load_secret(profile.name) if profile.has_client_secret else None
-    if profile.has_client_secret and secret is None:
-        raise CliError(
-            f"Profile '{profile.name}' needs its client secret, which is missing from the token "
-            f"store; set it again with 'deviceflow update-profile --name {profile.name} "
-            "--client-secret-stdin'.",
-            ExitCode.CONFIG,
-        )
+    cache = token_cache(env, notify=sign_in.notice)
+    choice = pick_flow(env, options.flow, profile)
+    secret = client_secret(
+        env, profile, cache, choice.flow, from_stdin=options.client_secret_stdin
+    )
+    view = FlowView(env, sign_in, choice)
     force = options.force
     with DeviceFlowClient(
         profile,
         cache=cache,
         client_secret=secret,
         on_event=view.on_event,
-        on_notice=view.notice,
+        on_notice=sign_in.notice,
     ) as client:
         while True:
             try:
@@ -115,6 +116,7 @@ def _run(env: Env, options: GetTokenOptions, view: SignIn) -> TokenResult:
                         force=force,
                         timeout=options.timeout,
                         sign_in=options.sign_in,
+                        flow=choice.flow,
                     )
                 finally:
                     view.close()
@@ -122,15 +124,16 @@ def _run(env: Env, options: GetTokenOptions, view: SignIn) -> TokenResult:
             except KeyboardInterrupt:
                 raise CancelledByUserError() from None
             except CacheCorruptError as exc:
-                view.notice(str(exc))
+                sign_in.notice(str(exc))
                 if force or not options.prompt or not _offer_fresh_sign_in(env):
                     raise CliError(
                         "Not signing in while the token cache is unusable.", ExitCode.CACHE
                     ) from None
                 force = True
-        record = client.options.cache.load(profile.cache_key) if client.options.cache else None
+        key = profile.cache_key_for(choice.flow)
+        record = client.options.cache.load(key) if client.options.cache else None
     if options.show_token is not None and token_withheld(env, options.show_token, say=False):
-        view.notice(WITHHELD)
+        sign_in.notice(WITHHELD)
     view.succeeded(profile.name)  # last: the events' final line is succeeded or failed
     return TokenResult(
         profile=profile.name,
@@ -172,23 +175,35 @@ def render(env: Env, result: TokenResult, output: str, *, show_token: bool = Fal
     epilog="""\b
 Examples:
   deviceflow get-token --flow device-code --profile myapp
+  deviceflow get-token --flow interactive-browser myapp
+  deviceflow get-token --flow client-credentials ci-bot      # secret stored with the profile
+  vault read -field=secret ci | deviceflow get-token --flow client-credentials \
+      --client-secret-stdin ci-bot
   deviceflow get-token myapp
   deviceflow get-token --scope https://graph.microsoft.com/User.Read
   TOKEN=$(deviceflow get-token --output json | jq -r .access_token)
   deviceflow get-token --output events 2>events.jsonl   # the sign-in as JSON lines
 
 A cached token valid for more than a minute is printed at once; otherwise the refresh token is
-used silently; otherwise the device flow runs and the sign-in instructions appear on stderr (on
-the terminal, /dev/tty, when stderr is captured). On a terminal the token itself is printed only
-with --show-token.""",
+used silently; otherwise the flow signs in: without --flow and a profile default, the browser on a
+machine with a display and no SSH session, the device code otherwise (said on stderr). The
+device code's instructions appear on stderr (on the terminal, /dev/tty, when stderr is
+captured). On a terminal the token itself is printed only with --show-token.""",
 )
 @profile_argument
 @profile_option
 @click.option(
     "--flow",
-    type=click.Choice(["device-code"]),
+    type=click.Choice(FLOW_CHOICES),
     default=None,
-    help="How to sign in (default: the profile's default flow, device-code).",
+    help="How to sign in (default: the profile's default flow, else interactive-browser on a "
+    "machine with a display and no SSH session, device-code otherwise).",
+)
+@click.option(
+    "--client-secret-stdin",
+    is_flag=True,
+    help="Read the client secret from stdin (one line) for this run; else "
+    "$DEVICEFLOW_CLIENT_SECRET, else the one stored with the profile.",
 )
 @click.option(
     "--scope",
@@ -231,6 +246,7 @@ def command(
     profile_arg: str | None,
     profile_name: str | None,
     flow: str | None,
+    client_secret_stdin: bool,
     scopes: tuple[str, ...],
     audience: str | None,
     output: str,
@@ -240,7 +256,7 @@ def command(
     no_qr: bool,
     timeout: float | None,
 ) -> int:
-    """Print an access token for a profile (stdout); sign in with the device flow if needed.
+    """Print an access token for a profile (stdout); sign in if needed.
 
     --output text prints the token alone; --output json prints access_token, token_type,
     expires_at (ISO 8601 UTC), expires_in, scope, id_token (when present) and profile. The
@@ -258,6 +274,8 @@ def command(
         events=output == "events",
         events_fd=events_fd,
         show_token=show_token,
+        flow=flow,
+        client_secret_stdin=client_secret_stdin,
     )
     result = run(env, options)
     render(env, result, output, show_token=show_token)

@@ -35,7 +35,7 @@ def expiry_words(exp: float | None, now: float) -> str:
 
 def _cached_token(env: Env, profile_name: str | None, id_token: bool) -> str:
     _profiles, profile = resolve_profile(env, profile_name)
-    record = token_cache(env, notify=False).load(profile.cache_key)
+    record = token_cache(env, notify=False).load(profile.cache_key_for(profile.default_flow))
     if record is None:
         raise CliError(
             f"Profile '{profile.name}' has no cached token; run 'deviceflow get-token "

@@ -28,7 +28,7 @@ def profile_summary(profile: Profile, *, is_default: bool) -> dict[str, object]:
         "client_id": profile.client_id,
         "scopes": list(profile.effective_scopes),
         "audience": profile.audience,
-        "default_flow": profile.default_flow.value,
+        "default_flow": profile.default_flow.value if profile.default_flow else "auto",
         "client_secret": "stored" if profile.has_client_secret else None,
         "docker_registries": list(profile.docker_registries) or None,
         "docker_username": profile.effective_docker_username if profile.docker_registries else None,

@@ -10,6 +10,7 @@ from deviceflow.cli.common import env_of, profile_store, resolve_profile, split_
 from deviceflow.cli.exit_codes import CliError, ExitCode
 from deviceflow.cli.profile_options import (
     docker_options,
+    flow_setting,
     name_argument,
     read_secret,
     registries,
@@ -88,7 +89,7 @@ def command(
     elif no_audience:
         changes["audience"] = None
     if default_flow:
-        changes["default_flow"] = FlowKind(default_flow)
+        changes["default_flow"] = flow_setting(default_flow)
     if rename:
         changes["name"] = validate_profile_name(rename)
     secret = read_secret(env) if client_secret_stdin else None
@@ -120,9 +121,12 @@ def command(
     if no_client_secret or rename:
         cache.delete_entry(cache.secret_name(old.name))
     forgot = False
-    if _key_of(old) != _key_of(new) or rename or changes.get("scopes") is not None:
-        # Tokens are keyed by issuer, client and profile: the old ones no longer apply.
-        forgot = bool(cache.delete_entry(old.cache_key.name)) if _key_of(old) else False
+    changed = _key_of(old) != _key_of(new) or rename or changes.get("scopes") is not None
+    if changed and _key_of(old):
+        # Tokens are keyed by issuer, client and profile: the old ones no longer apply (a
+        # person's, and the client's own from client credentials).
+        client_key = old.cache_key_for(FlowKind.CLIENT_CREDENTIALS).name
+        forgot = bool(cache.delete_entry(old.cache_key.name) + cache.delete_entry(client_key))
     env.say(f"Profile '{new.name}' updated.")
     if forgot:
         env.say("Its cached tokens were for the old settings and were removed.")
