@@ -111,7 +111,7 @@ def test_denied_in_the_browser_exits_4(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4
     assert out == ""
-    assert err.strip().splitlines()[-1] == "The sign-in request was denied."
+    assert err.strip().splitlines()[-1] == "The sign-in was denied in the browser."
 
 
 def test_ctrl_c_while_waiting_exits_130(live_server: Any, tmp_path: Path) -> None:

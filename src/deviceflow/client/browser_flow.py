@@ -25,6 +25,8 @@ from typing import TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from deviceflow.client.errors import (
+    BROWSER_DENIED_SENTENCE,
+    AccessDeniedError,
     ConfigurationError,
     InvalidGrantError,
     InvalidScopeError,
@@ -169,9 +171,13 @@ class AuthorizationRequest:
         error = params.get("error")
         if error:
             description = params.get("error_description")
-            raise oauth_error_for(
+            refused = oauth_error_for(
                 _clean(error)[:100], _clean(description)[:300] if description else None, {}
             )
+            if isinstance(refused, AccessDeniedError):  # the person is here, not elsewhere
+                refused = AccessDeniedError(refused.error, refused.description,
+                                            sentence=BROWSER_DENIED_SENTENCE)
+            raise refused
         code = params.get("code")
         if not code:
             raise ServerResponseError("The authorization response has neither a code nor an error.")

@@ -172,6 +172,7 @@ class SlowDownError(OAuthError):
 
 
 DENIED_SENTENCE = "The sign-in was declined on the other device."
+BROWSER_DENIED_SENTENCE = "The sign-in was denied in the browser."
 
 
 class AccessDeniedError(OAuthError):
@@ -180,10 +181,11 @@ class AccessDeniedError(OAuthError):
     error = "access_denied"
     sentence = "The sign-in was denied on the verification page"
 
-    def __init__(self, error: str | None = None, description: str | None = None) -> None:
+    def __init__(self, error: str | None = None, description: str | None = None, *,
+                 sentence: str = DENIED_SENTENCE) -> None:
         super().__init__(error, description)
         # One plain sentence; the server's own words are kept in ``description``.
-        Exception.__init__(self, DENIED_SENTENCE)
+        Exception.__init__(self, sentence)
 
 
 class ExpiredTokenError(OAuthError):
