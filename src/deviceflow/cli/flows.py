@@ -91,14 +91,10 @@ class FlowView:
         # Through the sign-in view's notices: they go where the person sees the sign-in
         # (/dev/tty when stderr is captured) and become events under --output events.
         say = self.inner.notice
-        if isinstance(event, ShowCode):
-            self.inner.on_event(event)  # the code first: code_issued is the events' first line
         if isinstance(event, ShowCode | AwaitRedirect) and not self._announced:
             self._announced = True
             if self.choice.automatic:
-                say(announce(self.choice))
-        if isinstance(event, ShowCode):
-            return
+                say(announce(self.choice))  # first: which flow, then its instructions
         if isinstance(event, AwaitRedirect):
             self.shown = True
             say("Opening your browser to sign in. If it does not open, visit:")

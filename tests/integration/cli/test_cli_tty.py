@@ -55,6 +55,15 @@ def events(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def after_choice(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events after the leading notice that names the flow picked for this machine (the
+    profiles here name no default flow)."""
+    if lines and lines[0]["event"] == "notice":
+        assert lines[0]["message"].startswith("Signing in with the device-code flow")
+        return lines[1:]
+    return lines
+
+
 def assert_no_token(server: FakeOAuthServer, text: str) -> None:
     for token in server.access_tokens | server.refresh_tokens:
         assert token not in text
@@ -76,7 +85,7 @@ def test_captured_stderr_shows_the_box_on_the_controlling_terminal(
     assert f"{server.issuer}/device" in seen
     assert "Token saved to profile 'p'" in seen
     # … and the program reading stderr got the machine-readable events, nothing else.
-    lines = events(err)
+    lines = after_choice(events(err))
     assert lines[0]["event"] == "code_issued"
     assert lines[0]["user_code"] == shown
     assert lines[-1] == {"event": "succeeded", "profile": "p", "signed_in": True}
@@ -106,14 +115,16 @@ def test_no_controlling_terminal_keeps_the_plain_lines_on_stderr(
 
 
 def check_schema(lines: list[dict[str, Any]], server: FakeOAuthServer) -> None:
+    # The one line saying which flow was picked for this machine comes first, as a notice.
+    notices = [e for e in lines if e["event"] == "notice"]
+    assert len(notices) <= 1
+    assert all(e["message"].startswith("Signing in with the device-code flow") for e in notices)
+    assert lines[:len(notices)] == notices
+    lines = lines[len(notices):]
     kinds = [e["event"] for e in lines]
     assert kinds[0] == "code_issued"
     assert kinds[-1] == "succeeded"
-    # Polls, and the one line saying which flow was picked for this machine (a notice).
-    assert "polling" in kinds
-    assert set(kinds[1:-1]) <= {"polling", "notice"}
-    assert all(e["message"].startswith("Signing in with the device-code flow")
-               for e in lines if e["event"] == "notice")
+    assert set(kinds[1:-1]) == {"polling"}
     issued = lines[0]
     assert set(issued) == {
         "event",
@@ -132,7 +143,7 @@ def check_schema(lines: list[dict[str, Any]], server: FakeOAuthServer) -> None:
     assert 590 <= issued["expires_in"] <= 600
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", issued["expires_at"])
     assert issued["interval"] == 0.2
-    for polling in (e for e in lines[1:-1] if e["event"] == "polling"):
+    for polling in lines[1:-1]:
         assert set(polling) == {"event", "interval", "next_poll_in", "expires_in"}
         assert polling["interval"] == 0.2
     assert lines[-1] == {"event": "succeeded", "profile": "p", "signed_in": True}
@@ -187,7 +198,7 @@ def test_failed_event_carries_the_exit_code_and_the_sentence(
     approve_next(server, deny=True)
     result = cli.run("get-token", "p", "--output", "events")
     assert result.returncode == 4
-    lines = events(result.stderr)
+    lines = after_choice(events(result.stderr))
     assert lines[0]["event"] == "code_issued"
     assert lines[-1]["event"] == "failed"
     assert lines[-1]["exit_code"] == 4
