@@ -373,7 +373,8 @@ class AsyncDeviceFlowClient:
 
     async def token_status(self, *, ask_server: bool = True) -> TokenStatus | None:
         """Like ``DeviceFlowClient.token_status``: RFC 7662 when possible, else the cache."""
-        record = await self._load(force=False)
+        # The tokens of this client's flow: a client-credentials profile's are its own.
+        record = await self._load(force=False, key=self.options.profile.cache_key_for(self.flow))
         if record is None:
             return None
         return await self._run(status_flow(self.options, record, ask_server=ask_server))

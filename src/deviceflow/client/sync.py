@@ -371,7 +371,8 @@ class DeviceFlowClient:
     def token_status(self, *, ask_server: bool = True) -> TokenStatus | None:
         """Whether the cached tokens are still active: asked of the server (RFC 7662) when this
         client may ask, else from the cached expiry. None when nothing is cached."""
-        record = self._load(force=False)
+        # The tokens of this client's flow: a client-credentials profile's are its own.
+        record = self._load(force=False, key=self.options.profile.cache_key_for(self.flow))
         if record is None:
             return None
         return self._run(status_flow(self.options, record, ask_server=ask_server))

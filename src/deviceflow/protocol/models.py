@@ -103,6 +103,9 @@ class ClientChanges:
     """Forget the client's own device code lifetime: the server's default applies again."""
     redirect_uris: frozenset[str] | None = None
     """Replaces every registered redirect URI."""
+    expected_redirect_uris: frozenset[str] | None = None
+    """Compare-and-set: change the client only while its redirect URIs are still these (adding
+    or removing one URI is a read and a write; a concurrent edit must not be lost)."""
     proximity_policy: ProximityPolicy | None = None
     default_proximity_policy: bool = False
     """Forget the client's own proximity policy: the server's applies again."""

@@ -49,7 +49,8 @@ class ClientRepository(Protocol):
     async def remove(self, client_id: str) -> bool: ...
 
     async def update(self, client_id: str, changes: ClientChanges) -> bool:
-        """Change only the fields ``changes`` names, in one statement; False for an unknown id."""
+        """Change only the fields ``changes`` names, in one statement; False for an unknown id,
+        or when ``changes.expected_redirect_uris`` no longer matches (compare-and-set)."""
 
 
 class UserRepository(Protocol):

@@ -72,7 +72,8 @@ class MemoryClients:
 
     async def update(self, client_id: str, changes: ClientChanges) -> bool:
         client = self._s.clients.get(client_id)
-        if client is None:
+        if client is None or (changes.expected_redirect_uris is not None
+                              and client.redirect_uris != changes.expected_redirect_uris):
             return False
         self._s.clients[client_id] = dataclasses.replace(
             client,

@@ -54,6 +54,12 @@ def test_stored_secret_and_the_cache(live_server: Any, tmp_path: Path) -> None:
     record = json.loads(record_file.read_text())
     assert record["refresh_token"] is None
     assert record["subject"] == "client"
+    # status reads the profile's own flow's tokens: the client's, active at the server.
+    status = cli.run("status", "job", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    [entry] = json.loads(status.stdout)
+    assert entry["signed_in"] is True
+    assert entry["refresh_token_source"] is None
 
 
 def test_secret_from_the_environment_or_stdin(live_server: Any, tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def _profile_status(
     issuer = None
     try:
         issuer = profile.effective_issuer
-        key = profile.cache_key
+        key = profile.cache_key_for(profile.default_flow)
         record = cache.load(key)
         storage = cache.where(key) if record is not None else None
         secret = cache.load_secret(profile.name) if profile.has_client_secret else None

@@ -59,6 +59,10 @@ def check_client_name(name: str) -> None:
         )
 
 
+_EDIT_RETRIES = 20
+"""Compare-and-set attempts of one ``client update`` against concurrent edits."""
+
+
 def check_redirect_uris(uris: Iterable[str]) -> frozenset[str]:
     """Every URI must be one a client may register (``protocol.redirects``)."""
     try:
@@ -314,23 +318,34 @@ class AdminService:
         if changes.redirect_uris is not None:
             check_redirect_uris(changes.redirect_uris)
         added = check_redirect_uris(add_redirect_uris)
-        async with self.store.unit_of_work() as uow:
-            stored = await uow.clients.get(client_id)
-            if stored is not None and changes.grant_types is not None:
-                # A client's type never changes, so reading it first races nothing.
-                check_grants(stored.client_type, changes.grant_types)
-            if stored is not None and (added or remove_redirect_uris):
-                base = (stored.redirect_uris if changes.redirect_uris is None
-                        else changes.redirect_uris)
-                unknown = sorted(set(remove_redirect_uris) - base)
-                if unknown:
-                    raise AdminRefused(f"client {client_id!r} has no redirect URI {unknown[0]!r}")
-                changes = dataclasses.replace(
-                    changes, redirect_uris=(base - set(remove_redirect_uris)) | added)
-            if not await uow.clients.update(client_id, changes):
-                raise AdminRefused(f"no client {client_id!r}")
-            client = await uow.clients.get(client_id)
-            await uow.commit()
+        # Adding or removing one URI reads the set and writes it back: the write is a
+        # compare-and-set on the set it read, retried when another edit came in between.
+        for _attempt in range(_EDIT_RETRIES):
+            async with self.store.unit_of_work() as uow:
+                stored = await uow.clients.get(client_id)
+                if stored is None:
+                    raise AdminRefused(f"no client {client_id!r}")
+                if changes.grant_types is not None:
+                    # A client's type never changes, so reading it first races nothing.
+                    check_grants(stored.client_type, changes.grant_types)
+                wanted = changes
+                if added or remove_redirect_uris:
+                    base = (stored.redirect_uris if changes.redirect_uris is None
+                            else changes.redirect_uris)
+                    unknown = sorted(set(remove_redirect_uris) - base)
+                    if unknown:
+                        raise AdminRefused(
+                            f"client {client_id!r} has no redirect URI {unknown[0]!r}")
+                    wanted = dataclasses.replace(
+                        changes, redirect_uris=(base - set(remove_redirect_uris)) | added,
+                        expected_redirect_uris=stored.redirect_uris)
+                if not await uow.clients.update(client_id, wanted):
+                    continue  # changed meanwhile (or removed): read again
+                client = await uow.clients.get(client_id)
+                await uow.commit()
+                break
+        else:
+            raise AdminRefused(f"client {client_id!r} kept changing; try again")
         if client is None:  # pragma: no cover - removed inside our own transaction
             raise AdminRefused(f"no client {client_id!r}")
         return client

@@ -135,6 +135,8 @@ class SqlClients:
             values["redirect_uris"] = _join(changes.redirect_uris)
         values.update(_rule_changes(changes))
         where = _c.c.client_id == client_id
+        if changes.expected_redirect_uris is not None:
+            where = where & (_c.c.redirect_uris == _join(changes.expected_redirect_uris))
         # Nothing to change still answers whether the client exists (a no-op UPDATE would not).
         statement = update(_c).where(where).values(values) if values else (
             update(_c).where(where).values(client_id=_c.c.client_id))
