@@ -87,6 +87,7 @@ def brute_force_policy(settings: ServerSettings) -> BruteForcePolicy:
         code_per_account=settings.limit_code_per_account,
         login_per_account=settings.limit_login_per_account,
         login_per_ip=settings.limit_login_per_ip,
+        mfa_per_account=settings.limit_mfa_per_account,
         device_authorization_per_ip=settings.limit_device_authorization_per_ip,
         device_codes_per_client=settings.limit_device_codes_per_client,
     )

@@ -282,6 +282,26 @@ notification_outbox = Table(
     Index(None, "finished_at"),  # purge
 )
 
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("secret", LargeBinary, nullable=False),  # sealed under the KEK (server/secretbox.py)
+    Column("active", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    # The last RFC 6238 time step a code was accepted for: the replay guard's compare-and-set.
+    Column("last_step", BigInteger, nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hash", Text, primary_key=True),  # HMAC-SHA-256 under the server secret
+    Column("user_id", Text, nullable=False),
+    Column("used_at", Double, nullable=True),
+    Index(None, "user_id"),
+)
+
 __all__ = [
     "NAMING_CONVENTION",
     "audit_log",
@@ -293,9 +313,11 @@ __all__ = [
     "grants",
     "metadata",
     "notification_outbox",
+    "recovery_codes",
     "refresh_tokens",
     "server_secrets",
     "signing_keys",
     "token_denylist",
+    "totp_factors",
     "users",
 ]
