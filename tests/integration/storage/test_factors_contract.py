@@ -38,7 +38,9 @@ async def test_pending_factor_is_replaced_until_activated(backend: Backend) -> N
         assert not await uow.factors.activate_totp("u1", STEP + 1, ["h4"])  # already active
         assert not await uow.factors.set_pending_totp(pending(secret=b"third"))
         active = await uow.factors.get_totp("u1")
-        assert active is not None and active.active and active.last_step == STEP
+        assert active is not None
+        assert active.active
+        assert active.last_step == STEP
         assert active.sealed_secret == b"second"
         assert await uow.factors.recovery_codes_left("u1") == 3
         await uow.commit()

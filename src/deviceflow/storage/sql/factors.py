@@ -86,7 +86,8 @@ class SqlFactors:
         return result.rowcount == 1
 
     async def recovery_codes_left(self, user_id: str) -> int:
-        return int((await self._conn.execute(_LEFT, {"b_user": user_id})).scalar_one())
+        # scalar_one_or_none: the inline read-only path (SQLite) offers no scalar_one.
+        return int((await self._conn.execute(_LEFT, {"b_user": user_id})).scalar_one_or_none())
 
     async def remove(self, user_id: str) -> bool:
         await self._conn.execute(_DROP_RECOVERY, {"b_user": user_id})
