@@ -173,17 +173,6 @@ class FactorService:
             return FactorMethod.RECOVERY if used else None
         return None
 
-    async def reset(self, user_id: str) -> bool:
-        """The operator's reset: remove the factor and recovery codes (audited)."""
-        ctx = self.ctx
-        async with ctx.store.unit_of_work() as uow:
-            removed = await uow.factors.remove(user_id)
-            event = await ctx.audit.append(uow, AuditEventType.FACTOR_RESET, user_id=user_id,
-                                           actor=AuditActor.OPERATOR)
-            await uow.commit()
-        ctx.audit.emit(event)
-        return removed
-
 
 __all__ = [
     "Enrolled",

@@ -87,7 +87,7 @@ class SqlFactors:
 
     async def recovery_codes_left(self, user_id: str) -> int:
         # scalar_one_or_none: the inline read-only path (SQLite) offers no scalar_one.
-        return int((await self._conn.execute(_LEFT, {"b_user": user_id})).scalar_one_or_none())
+        return int((await self._conn.execute(_LEFT, {"b_user": user_id})).scalar_one_or_none() or 0)
 
     async def remove(self, user_id: str) -> bool:
         await self._conn.execute(_DROP_RECOVERY, {"b_user": user_id})
