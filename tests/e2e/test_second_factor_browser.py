@@ -5,6 +5,8 @@ code signs in once and is refused the second time."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 from pathlib import Path
@@ -19,6 +21,14 @@ from tests.e2e.test_browser_flow import PASSWORD, Party
 pytestmark = pytest.mark.browser
 
 _RECOVERY = re.compile(r"^[a-z2-9]{5}-[a-z2-9]{5}$")
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's claims, read without checking the signature (the server's own tests do that)."""
+    payload = token.split(".")[1]
+    padded = payload + "=" * (-len(payload) % 4)
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return claims
 
 
 def next_code(app: pyotp.TOTP) -> str:
@@ -71,6 +81,9 @@ def test_totp_enrolment_then_a_device_approved_with_a_code(
             screenshot_dir=tmp_path, otp=lambda: next_code(app))
     tokens = party.poll(grant)
     assert "access_token" in tokens, tokens
+    # RFC 8176: the approval was made with a password and a one-time code.
+    assert claims_of(tokens["access_token"])["amr"] == ["pwd", "otp", "mfa"]
+    assert claims_of(tokens["id_token"])["amr"] == ["pwd", "otp", "mfa"]
 
 
 def test_a_recovery_code_is_used_once(

@@ -157,6 +157,7 @@ class MemoryDeviceAuthorizations:
             user_id=record.user_id,
             auth_time=record.auth_time,
             decided_at=record.decided_at,
+            amr=record.amr,
             last_polled_at=record.last_polled_at,
         )
         return True

@@ -4,10 +4,20 @@ app's pending/active states, the time-step compare-and-set that accepts a code o
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from tests.integration.storage.test_contract import committed, concurrently
+from tests.integration.storage.test_contract import (
+    a_device,
+    a_session,
+    a_token,
+    approved,
+    committed,
+    concurrently,
+)
 from tests.support.stores import Backend
 
+from deviceflow.protocol.models import DeviceStatus
 from deviceflow.storage.interface import TotpFactor, UnitOfWork
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +103,28 @@ async def test_concurrent_uses_of_one_recovery_code_have_exactly_one_winner(
 
     assert sorted(await concurrently(backend, use, n=8)) == [False] * 7 + [True]
     assert await committed(backend.store, lambda uow: uow.factors.recovery_codes_left("u1")) == 1
+
+
+MFA = ("pwd", "otp", "mfa")
+
+
+async def test_amr_is_kept_on_sign_ins_decisions_and_refresh_tokens(backend: Backend) -> None:
+    """RFC 8176 ``amr`` travels from the sign-in to the decision and the login's tokens."""
+    record = a_device()
+    async with backend.store.unit_of_work() as uow:
+        await uow.browser_sessions.add(a_session(amr=MFA))
+        await uow.browser_sessions.add(a_session(2))
+        await uow.device_authorizations.add(record)
+        await uow.refresh_tokens.add(a_token(amr=MFA))
+        await uow.refresh_tokens.add(a_token(2, "family-2"))
+        assert await uow.device_authorizations.transition(
+            dataclasses.replace(approved(record), amr=MFA), DeviceStatus.PENDING)
+        await uow.commit()
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert (await uow.browser_sessions.get(a_session().session_hash)).amr == MFA  # type: ignore[union-attr]
+        assert (await uow.browser_sessions.get(a_session(2).session_hash)).amr == ("pwd",)  # type: ignore[union-attr]
+        stored = await uow.device_authorizations.get_by_device_code(record.device_code_hash)
+        assert stored is not None
+        assert stored.amr == MFA
+        assert (await uow.refresh_tokens.get(a_token().token_hash)).amr == MFA  # type: ignore[union-attr]
+        assert (await uow.refresh_tokens.get(a_token(2).token_hash)).amr == ("pwd",)  # type: ignore[union-attr]

@@ -14,7 +14,16 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-from tests.integration.web.test_browser_sessions import Pages, csrf_of, open_pages, sign_in
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from tests.integration.web.test_browser_sessions import (
+    Pages,
+    csrf_of,
+    enter_code,
+    open_pages,
+    post_decision,
+    sign_in,
+)
 
 from deviceflow.server.secretbox import SEALED_PREFIX
 from deviceflow.server.web.pages import SECURITY_HEADERS
@@ -185,3 +194,41 @@ async def test_wrong_codes_spend_the_account_budget_before_judging(tmp_path: Pat
             assert throttled.status_code == 429
             assert "Retry-After" in throttled.headers
             assert not await is_signed_in(browser)
+
+
+async def approved_tokens(pages: Pages, browser: httpx.AsyncClient) -> dict[str, object]:
+    """A device asks, the signed-in ``browser`` approves, the device polls: its token answer."""
+    grant = await pages.authorize_device()
+    entered = await enter_code(browser, grant["user_code"])
+    assert entered.headers["location"] == "/device/consent"
+    consent = await browser.get("/device/consent")
+    decided = await post_decision(browser, consent.text, "approve")
+    assert decided.headers["location"] == "/device/done"
+    polled = await pages.poll(grant["device_code"])
+    assert polled.status_code == 200, polled.text
+    body: dict[str, object] = polled.json()
+    return body
+
+
+def claims(pages: Pages, body: dict[str, object], name: str) -> dict[str, object]:
+    keys = KeySet.import_key_set(pages.service.keyring.jwks)  # type: ignore[arg-type]
+    token = body[name]
+    assert isinstance(token, str)
+    return dict(jwt.decode(token, keys).claims)
+
+
+async def test_the_device_grant_tokens_say_which_factors_were_used(pages: Pages) -> None:
+    async with pages.browser() as owner:
+        assert (await sign_in(owner)).status_code == 303
+        password_only = await approved_tokens(pages, owner)  # before the app is set up
+        app, _ = await enrol(pages, owner)
+    assert claims(pages, password_only, "access_token")["amr"] == ["pwd"]
+    assert claims(pages, password_only, "id_token")["amr"] == ["pwd"]
+    pages.clock.now += 30
+    async with pages.browser() as browser:
+        page = await password_step(browser)
+        assert (await verify(browser, page, app.at(pages.clock.now))).status_code == 303
+        both = await approved_tokens(pages, browser)
+    # RFC 8176 §2: a password, a one-time code, and so more than one factor.
+    assert claims(pages, both, "access_token")["amr"] == ["pwd", "otp", "mfa"]
+    assert claims(pages, both, "id_token")["amr"] == ["pwd", "otp", "mfa"]

@@ -88,7 +88,8 @@ async def verify_submit(request: Request) -> Response:
                      retry_after=result.retry_after)
     if isinstance(result, FactorRefused):
         return _page(request, alert=CODE_REFUSED, status=400)
-    return await complete_sign_in(request, user_id)
+    # RFC 8176 §2: the password and a one-time code (app or recovery code), two factors.
+    return await complete_sign_in(request, user_id, amr=("pwd", "otp", "mfa"))
 
 
 routes: list[BaseRoute] = [

@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ....protocol.codes import display_user_code
+from ....protocol.models import PASSWORD_AMR
 from ....protocol.verification import Decision
 from ...service import CodeAttempt, CodeRefused, SignInRefused, Throttled
 from .. import csrf
@@ -274,13 +275,15 @@ async def signin_submit(request: Request) -> Response:
     return await complete_sign_in(request, result.user_id)
 
 
-async def complete_sign_in(request: Request, user_id: str) -> Response:
-    """Start the server-side sign-in once every step was passed, and go on to what waits."""
+async def complete_sign_in(request: Request, user_id: str,
+                           amr: tuple[str, ...] = PASSWORD_AMR) -> Response:
+    """Start the server-side sign-in once every step was passed (``amr``: which, RFC 8176),
+    and go on to what waits."""
     service = _service(request)
     request.session.pop(SECOND_FACTOR, None)
     # A new server-side sign-in with a new id; the one this browser held (if any) ends with it.
     request.session[SIGN_IN] = await service.sessions.start(
-        user_id, replacing=request.session.get(SIGN_IN)
+        user_id, replacing=request.session.get(SIGN_IN), amr=amr
     )
     _sign_in_changed(request)  # read again when next asked
     # A new token after authentication: one planted or seen before sign-in is worthless now.

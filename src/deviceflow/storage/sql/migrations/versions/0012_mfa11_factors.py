@@ -1,5 +1,6 @@
 """Second factors: ``totp_factors`` (authenticator apps, RFC 6238, the secret sealed under the
-KEK) and ``recovery_codes`` (HMAC-SHA-256 of one-time codes).
+KEK) and ``recovery_codes`` (HMAC-SHA-256 of one-time codes); and how each sign-in, approval and
+login was authenticated (RFC 8176 ``amr``, nullable: older rows read as "pwd").
 
 Revision ID: 0012_mfa11
 Revises: 0011
@@ -21,7 +22,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_AMR_TABLES = ("browser_sessions", "device_authorizations", "authorization_codes",
+               "refresh_tokens")
+
+
 def upgrade() -> None:
+    for table in _AMR_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("amr", sa.Text(), nullable=True))
     op.create_table(
         "totp_factors",
         sa.Column("user_id", sa.Text(), nullable=False),
@@ -45,3 +53,6 @@ def downgrade() -> None:
     op.drop_index("ix_recovery_codes_user_id", table_name="recovery_codes")
     op.drop_table("recovery_codes")
     op.drop_table("totp_factors")
+    for table in reversed(_AMR_TABLES):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("amr")
