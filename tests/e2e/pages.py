@@ -8,6 +8,7 @@ CLI tests, so keep their signatures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
@@ -50,10 +51,23 @@ def submit_code(
         page.get_by_role("button", name="Continue", exact=True).click()
 
 
+def second_factor(page: Page, code: str, *, screenshot_dir: Path | None = None) -> None:
+    """On the second step of the sign-in: type ``code`` into **Verification code**, press
+    **Verify**."""
+    box = page.get_by_label("Verification code", exact=True)
+    expect(box).to_be_visible()
+    box.fill(code)
+    _shoot(page, screenshot_dir, "2b-verify")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Verify", exact=True).click()
+
+
 def sign_in_if_asked(
-    page: Page, username: str, password: str, *, screenshot_dir: Path | None = None
+    page: Page, username: str, password: str, *, screenshot_dir: Path | None = None,
+    otp: Callable[[], str] | None = None,
 ) -> None:
-    """After **Continue**: sign in when the page asks; a signed-in session goes straight on."""
+    """After **Continue**: sign in when the page asks; a signed-in session goes straight on.
+    ``otp`` gives the code for the "Verification code" step of a person with a second factor."""
     approve_button = page.get_by_role("button", name="Approve", exact=True)
     username_box = page.get_by_label("Username", exact=True)
     _wait_for_any(page, approve_button, username_box)
@@ -64,6 +78,10 @@ def sign_in_if_asked(
     _shoot(page, screenshot_dir, "2-signin")
     with page.expect_navigation():
         page.get_by_role("button", name="Sign in", exact=True).click()
+    if otp is not None:
+        _wait_for_any(page, approve_button, page.get_by_label("Verification code", exact=True))
+        if not approve_button.is_visible():
+            second_factor(page, otp(), screenshot_dir=screenshot_dir)
     _wait_for_any(page, approve_button)
 
 
@@ -79,14 +97,14 @@ def decide(page: Page, button: str, expected: str, *, screenshot_dir: Path | Non
 
 def approve(
     page: Page, verification_uri_complete: str, username: str, password: str,
-    *, screenshot_dir: Path | None = None,
+    *, screenshot_dir: Path | None = None, otp: Callable[[], str] | None = None,
 ) -> None:
     """Open ``verification_uri_complete``, confirm the pre-filled code, sign in, and approve.
     Returns once the page says "Device connected"; raises ``RefusedError`` with the page's words
     when the code or the password is refused."""
     page.goto(verification_uri_complete)
     submit_code(page, screenshot_dir=screenshot_dir)
-    sign_in_if_asked(page, username, password, screenshot_dir=screenshot_dir)
+    sign_in_if_asked(page, username, password, screenshot_dir=screenshot_dir, otp=otp)
     decide(page, "Approve", DEVICE_CONNECTED, screenshot_dir=screenshot_dir)
 
 

@@ -351,6 +351,11 @@ class ServerSettings(BaseSettings):
     limit_login_per_ip: str = Field(
         "30/hour", description="Failed passwords allowed per client IP."
     )
+    limit_mfa_per_account: str = Field(
+        "5/15 minutes",
+        description="Wrong verification codes (authenticator app or recovery code) allowed per "
+        "account after its password; each attempt is counted before it is judged.",
+    )
     limit_device_authorization_per_ip: str = Field(
         "300/minute",
         description="Device authorization requests allowed per client and client IP (IPv6: per "

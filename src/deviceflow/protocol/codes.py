@@ -95,6 +95,9 @@ class CodeHasher:
     def browser_session(self, session_id: str) -> str:
         return self._mac(b"browser_session", session_id)
 
+    def recovery_code(self, normalized_code: str) -> str:
+        return self._mac(b"recovery_code", normalized_code)
+
 
 def hash_client_secret(secret: str) -> str:
     """Client secrets are 256-bit random strings we generate, so a plain SHA-256 resists guessing

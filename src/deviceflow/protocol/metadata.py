@@ -57,7 +57,7 @@ def server_metadata(issuer: str, endpoints: Endpoints, features: Features) -> di
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
         "id_token_signing_alg_values_supported": list(features.signing_algs),
         "subject_types_supported": ["public"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "name",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "amr", "name",
                              "preferred_username"],
     }
     if AUTHORIZATION_CODE_GRANT in features.grant_types:

@@ -167,6 +167,11 @@ class User:
             raise ValueError("a user id may not be in the namespace reserved for clients")
 
 
+PASSWORD_AMR: tuple[str, ...] = ("pwd",)
+"""RFC 8176 §2 ``amr`` of a password-only sign-in (and of every login recorded before ``amr``
+was kept: the password was then the only way to sign in)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BrowserSession:
     """A sign-in on the verification pages, kept on the server. The browser's cookie holds only
@@ -179,6 +184,8 @@ class BrowserSession:
     """When the password was entered (OIDC Core §2 ``auth_time``); each sign-in is a new row."""
     expires_at: Timestamp
     status: BrowserSessionStatus = BrowserSessionStatus.ACTIVE
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the person signed in (RFC 8176 values: ``pwd``, ``otp``, ``mfa``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ class DeviceAuthorization:
     network: NetworkFacts | None = None
     """What was known about the device's network when it asked (RFC 10027 §6.1.1); None when
     the proximity policy was off, or for a code from before it was recorded."""
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the approving person had signed in (RFC 8176), set with the decision."""
 
 
 class CodeStatus(StrEnum):
@@ -239,6 +248,8 @@ class AuthorizationCode:
     origin: RequestOrigin
     """The browser that approved, kept with the login for "Your devices"."""
     status: CodeStatus = CodeStatus.ISSUED
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the approving person had signed in (RFC 8176)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +275,8 @@ class RefreshToken:
     status: RefreshStatus = RefreshStatus.ACTIVE
     successor_hash: str | None = None
     rotated_at: Timestamp | None = None
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the person signed in at the login (RFC 8176), carried through every rotation."""
 
 
 class DenyKind(StrEnum):

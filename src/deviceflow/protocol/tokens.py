@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import IssuedTokens, TokenPolicy, User
+from .models import PASSWORD_AMR, IssuedTokens, TokenPolicy, User
 from .scopes import OPENID, PROFILE
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -44,6 +44,8 @@ class Grant:
     grant_type: str
     family_id: str | None = None
     """The login this grant belongs to (``RefreshToken.family_id``), sent as ``fam``."""
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the person signed in (RFC 8176 §2), sent as ``amr`` in both tokens."""
 
 
 def access_token_claims(
@@ -67,6 +69,9 @@ def access_token_claims(
         "auth_time": int(grant.auth_time),
         "jti": jti,
         "gty": grant.grant_type,
+        # RFC 9068 §2.2.1 lists ``amr`` among the authentication claims an access token MAY
+        # carry, with OIDC Core §2's meaning; the values are RFC 8176's.
+        "amr": list(grant.amr),
     }
     if grant.family_id is not None:
         claims[FAMILY_CLAIM] = grant.family_id
@@ -137,6 +142,7 @@ def id_token_claims(
         "iat": now,
         "exp": now + policy.id_token_lifetime,
         "auth_time": int(grant.auth_time),
+        "amr": list(grant.amr),  # OIDC Core §2, RFC 8176 values
     }
     if nonce is not None:
         claims["nonce"] = nonce

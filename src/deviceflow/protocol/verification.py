@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from enum import StrEnum
 
-from .models import DeviceAuthorization, DeviceStatus, Timestamp
+from .models import PASSWORD_AMR, DeviceAuthorization, DeviceStatus, Timestamp
 
 
 class Decision(StrEnum):
@@ -22,10 +22,11 @@ def is_actionable(record: DeviceAuthorization | None, now: Timestamp) -> bool:
 
 def decide(
     record: DeviceAuthorization, decision: Decision, user_id: str, auth_time: Timestamp,
-    now: Timestamp,
+    now: Timestamp, amr: tuple[str, ...] = PASSWORD_AMR,
 ) -> DeviceAuthorization:
-    """The record after the person's decision; storage applies it only if still pending."""
+    """The record after the person's decision; storage applies it only if still pending.
+    ``amr`` (RFC 8176) says how the person had signed in, for the tokens."""
     status = DeviceStatus.APPROVED if decision is Decision.APPROVE else DeviceStatus.DENIED
     return dataclasses.replace(
-        record, status=status, user_id=user_id, auth_time=auth_time, decided_at=now
+        record, status=status, user_id=user_id, auth_time=auth_time, decided_at=now, amr=amr
     )

@@ -13,6 +13,8 @@ gone from JWKS and its signatures are refused."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -140,6 +142,7 @@ class KeyRing:
         or the loaded chain of keys (``load_keyring``). ``algs`` are the algorithms published
         (default: those of ``keys``); ``box`` opens keys that ``reload`` meets."""
         self.hasher = CodeHasher(hmac_secret)
+        self._factor_seed = hmac_secret
         self.session_secret = session_secret
         if isinstance(keys, Mapping):
             keys = [SigningKey(SigningKeyRecord(str(k.kid), alg, SIGNING_KEY_PREFIX + alg,
@@ -152,6 +155,16 @@ class KeyRing:
         self._box = box
         self._keys: tuple[SigningKey, ...] = tuple(k for k in keys if k.record.alg in self._algs)
         self._view: _View | None = None
+
+    @property
+    def factor_box(self) -> SecretBox:
+        """What seals second-factor secrets (TOTP keys) at rest: the KEK that seals the other
+        server secrets. A ring built without one (tests, the embedded demo) derives a key from
+        its HMAC secret, which is itself kept sealed."""
+        if self._box is not None:
+            return self._box
+        return SecretBox(hmac.new(self._factor_seed, b"factor_box", hashlib.sha256).digest(),
+                         "the server's HMAC secret")
 
     @property
     def algorithms(self) -> tuple[str, ...]:

@@ -79,6 +79,8 @@ class BruteForcePolicy:
     code_per_account: str = "20/hour"
     login_per_account: str = "5/15 minutes"
     login_per_ip: str = "30/hour"
+    mfa_per_account: str = "5/15 minutes"
+    """Wrong verification (TOTP or recovery) codes per account, spent before judging."""
     device_authorization_per_ip: str = "300/minute"
     """Device authorization requests per client and client IP."""
     device_codes_per_client: int = 10_000

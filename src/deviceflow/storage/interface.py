@@ -316,6 +316,44 @@ class OutboxRepository(Protocol):
         ``finished_before``; return how many."""
 
 
+@dataclass(frozen=True, slots=True)
+class TotpFactor:
+    """A person's authenticator app (RFC 6238): its secret sealed under the KEK, whether it
+    was confirmed with a code, and the last time step a code was accepted for (replay guard)."""
+
+    user_id: str
+    sealed_secret: bytes
+    active: bool
+    created_at: Timestamp
+    last_step: int = 0
+
+
+class FactorRepository(Protocol):
+    """Second factors. Accepting a code is a compare-and-set on the stored time step, and a
+    recovery code is used by one conditional UPDATE: of concurrent callers exactly one wins."""
+
+    async def get_totp(self, user_id: str) -> TotpFactor | None: ...
+
+    async def set_pending_totp(self, factor: TotpFactor) -> bool:
+        """Replace any unconfirmed factor of the user by ``factor``; False (nothing written)
+        when the user has an active one."""
+
+    async def activate_totp(self, user_id: str, step: int, recovery_hashes: Sequence[str]) -> bool:
+        """Confirm the pending factor with a code of time step ``step`` (it becomes the last
+        used step) and replace the user's recovery codes, only if still pending."""
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool:
+        """Accept a code of ``step`` only if the active factor's last used step is older."""
+
+    async def use_recovery_code(self, user_id: str, code_hash: str, now: Timestamp) -> bool:
+        """Mark one unused recovery code of the user used; False when none matches."""
+
+    async def recovery_codes_left(self, user_id: str) -> int: ...
+
+    async def remove(self, user_id: str) -> bool:
+        """Remove the user's factor and recovery codes; True when there was a factor."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without ``commit()`` rolls back."""
 
@@ -344,6 +382,8 @@ class UnitOfWork(Protocol):
     def authorization_codes(self) -> AuthorizationCodeRepository: ...
     @property
     def outbox(self) -> OutboxRepository: ...
+    @property
+    def factors(self) -> FactorRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -31,6 +31,7 @@ from ..protocol.models import (
 )
 from ..protocol.notifications import OutboxMessage, OutboxStatus
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
+from .memory_factors import FactorState, MemoryFactors
 
 
 class _State:
@@ -50,6 +51,7 @@ class _State:
         self.outbox: dict[str, OutboxMessage] = {}  # in order of adding
         self.claims: dict[str, str] = {}  # message id → the token holding its claim
         self.code_accounts: dict[str, tuple[set[str], Timestamp]] = {}
+        self.factors = FactorState()
 
 
 class MemoryClients:
@@ -156,6 +158,7 @@ class MemoryDeviceAuthorizations:
             user_id=record.user_id,
             auth_time=record.auth_time,
             decided_at=record.decided_at,
+            amr=record.amr,
             last_polled_at=record.last_polled_at,
         )
         return True
@@ -559,6 +562,7 @@ class MemoryUnitOfWork:
         self.grants = MemoryGrants(state)
         self.authorization_codes = MemoryAuthorizationCodes(state)
         self.outbox = MemoryOutbox(state)
+        self.factors = MemoryFactors(state.factors)
 
     async def __aenter__(self) -> Self:
         return self

@@ -26,6 +26,7 @@ from deviceflow.protocol.codes import hash_client_secret
 from deviceflow.protocol.models import DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, BrowserSession
 from deviceflow.server.bootstrap import open_store
 from deviceflow.server.embedded import free_port
+from deviceflow.storage.interface import TotpFactor
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "tr0ub4dor&3 but longer"
@@ -175,6 +176,36 @@ def test_user_signout_ends_every_browser_session_of_that_user(cli: Cli) -> None:
     ]
     assert "0 browser sessions ended" in cli.ok("user", "signout", "alice").stderr
     assert_clean_failure(cli("user", "signout", "nobody"), 1, "no user named 'nobody'")
+
+
+def test_user_mfa_status_and_reset_audited(cli: Cli) -> None:
+    cli.ok("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    [(alice,)] = cli.rows("SELECT user_id FROM users WHERE username = 'alice'")
+    assert cli.ok("user", "mfa", "alice", "--status").stdout == "alice: no second factor\n"
+
+    async def enrolled() -> None:
+        store = await open_store(cli.db, migrate=False)
+        try:
+            async with store.unit_of_work() as uow:
+                assert await uow.factors.set_pending_totp(TotpFactor(
+                    str(alice), b"aesgcm1:sealed", active=False, created_at=time.time()))
+                assert await uow.factors.activate_totp(str(alice), 1, ["r1", "r2", "r3"])
+                await uow.commit()
+        finally:
+            await store.close()
+
+    run_async(enrolled)
+    status = cli.ok("user", "mfa", "alice", "--status")
+    assert status.stdout == "alice: authenticator app on, 3 recovery codes left\n"
+    reset = cli.ok("user", "mfa", "alice", "--reset")
+    assert "second factor removed" in reset.stderr
+    assert cli.rows("SELECT COUNT(*) FROM totp_factors") == [(0,)]
+    assert cli.rows("SELECT COUNT(*) FROM recovery_codes") == [(0,)]
+    assert cli.rows("SELECT actor, detail FROM audit_log WHERE event = 'factor_reset'") == [
+        ("operator", "totp")]
+    assert "had no second factor" in cli.ok("user", "mfa", "alice", "--reset").stderr
+    assert_clean_failure(cli("user", "mfa", "nobody", "--status"), 1, "no user named 'nobody'")
+    assert_clean_failure(cli("user", "mfa", "alice"), 2, "exactly one of --status and --reset")
 
 
 @pytest.mark.parametrize("command", ["add", "passwd"])

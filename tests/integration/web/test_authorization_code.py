@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pyotp
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 
 from deviceflow.config.server import ServerSettings
 from deviceflow.protocol.models import ClientType
-from deviceflow.server.service import AdminService
+from deviceflow.server.service import AdminService, FactorRefused, Throttled
 from deviceflow.server.web.app import create_app
 from deviceflow.storage.memory import MemoryStore
 
@@ -176,9 +177,46 @@ async def test_the_whole_flow_ends_with_verified_tokens(server: Server) -> None:
     assert identity["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     access = jwt.decode(body["access_token"], keys).claims
     assert access["gty"] == "authorization_code"
+    assert identity["amr"] == access["amr"] == ["pwd"]  # RFC 8176: the password alone
     refreshed = await server.token(grant_type="refresh_token", client_id="cli",
                                    refresh_token=body["refresh_token"])
     assert refreshed.status_code == 200
+
+
+async def test_a_second_factor_is_in_the_amr_of_both_tokens_and_kept_on_refresh(
+    server: Server,
+) -> None:
+    service = server.app.state.service
+    async with server.store.unit_of_work(read_only=True) as uow:
+        alice = await uow.users.get_by_username("alice")
+    assert alice is not None
+    enrolment = await service.factors.begin_totp(alice.user_id, "alice", "Example")
+    app = pyotp.TOTP(enrolment.secret)
+    assert not isinstance(await service.factors.confirm_totp(
+        alice.user_id, app.at(server.clock.now)), (Throttled, FactorRefused))
+    server.clock.now += 30
+    verifier, challenge = pkce_pair()
+    async with server.browser() as browser:
+        started = await browser.get(authorize_url(challenge))
+        signed = await sign_in(browser, started.headers["location"])
+        assert signed.headers["location"] == "/tenant/device/signin/verify"
+        page = await browser.get(signed.headers["location"])
+        verified = await browser.post(signed.headers["location"], data={
+            "csrf_token": field(_CSRF, page.text), "otp": app.at(server.clock.now)})
+        assert verified.headers["location"] == "/tenant/authorize/consent"
+        decided = await consent(browser)
+    response = await server.token(client_id="cli", code=query_of(decided.headers["location"])[
+        "code"], redirect_uri="http://127.0.0.1:50123/callback", code_verifier=verifier)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    keys = await server.keys()
+    factors = ["pwd", "otp", "mfa"]
+    assert jwt.decode(body["id_token"], keys).claims["amr"] == factors
+    assert jwt.decode(body["access_token"], keys).claims["amr"] == factors
+    refreshed = await server.token(grant_type="refresh_token", client_id="cli",
+                                   refresh_token=body["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert jwt.decode(refreshed.json()["access_token"], keys).claims["amr"] == factors
 
 
 async def test_a_replayed_code_is_refused_and_revokes_what_it_issued(server: Server) -> None:

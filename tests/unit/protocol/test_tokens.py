@@ -40,8 +40,16 @@ def test_access_token_claims_are_the_rfc_9068_set() -> None:
     assert claims == {
         "iss": ISSUER, "sub": "sub-alice", "aud": ISSUER, "client_id": "tv",
         "scope": "openid profile", "iat": NOW, "exp": NOW + 900, "auth_time": NOW - 31,
-        "jti": "jti-1", "gty": DEVICE_CODE_GRANT,
+        "jti": "jti-1", "gty": DEVICE_CODE_GRANT, "amr": ["pwd"],
     }
+
+
+def test_both_tokens_say_which_factors_were_used() -> None:
+    """RFC 8176 ``amr``: a password and an authenticator-app code are ``pwd otp mfa``."""
+    two = Grant(ALICE, "tv", ("openid",), auth_time=NOW, grant_type=DEVICE_CODE_GRANT,
+                amr=("pwd", "otp", "mfa"))
+    assert access_token_claims(two, POLICY, NOW, "j")["amr"] == ["pwd", "otp", "mfa"]
+    assert id_token_claims(two, POLICY, NOW)["amr"] == ["pwd", "otp", "mfa"]
 
 
 def test_access_token_audience_is_configurable() -> None:
@@ -57,7 +65,7 @@ def test_access_token_audience_is_configurable() -> None:
 def test_id_token_claims(scope: tuple[str, ...], profile: bool) -> None:
     claims = id_token_claims(grant(*scope), POLICY, NOW)
     required = {"iss": ISSUER, "sub": "sub-alice", "aud": "tv", "iat": NOW, "exp": NOW + 300,
-                "auth_time": NOW - 31}
+                "auth_time": NOW - 31, "amr": ["pwd"]}
     extra = {"preferred_username": "alice", "name": "Alice Liddell"} if profile else {}
     assert claims == {**required, **extra}
 

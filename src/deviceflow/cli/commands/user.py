@@ -114,3 +114,31 @@ def signout(username: str, db: str | None) -> None:
         raise click.ClickException(f"no user named {username!r}")
     plural = "" if ended == 1 else "s"
     click.echo(f"Signed {username} out: {ended} browser session{plural} ended.", err=True)
+
+
+@command.command("mfa")
+@click.argument("username")
+@click.option("--status", "show", is_flag=True, help="Show whether a second factor is on.")
+@click.option("--reset", is_flag=True,
+              help="Remove the second factor and recovery codes (a lost phone); audited.")
+@db_option
+def mfa(username: str, show: bool, reset: bool, db: str | None) -> None:
+    """Show or reset a user's second factor (an authenticator app and its recovery codes)."""
+    if show == reset:
+        raise click.UsageError("give exactly one of --status and --reset")
+    if reset:
+        removed = run_admin(db, lambda admin: admin.reset_factors(username))
+        if removed is None:
+            raise click.ClickException(f"no user named {username!r}")
+        what = "second factor removed" if removed else "had no second factor"
+        click.echo(f"Reset {username}: {what}; they sign in with their password and may enrol "
+                   "again.", err=True)
+        return
+    status = run_admin(db, lambda admin: admin.factor_status(username))
+    if status is None:
+        raise click.ClickException(f"no user named {username!r}")
+    enrolled, left = status
+    if enrolled:
+        click.echo(f"{username}: authenticator app on, {left} recovery codes left")
+    else:
+        click.echo(f"{username}: no second factor")

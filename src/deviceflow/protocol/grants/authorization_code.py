@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..models import (
     AUTHORIZATION_CODE_GRANT,
+    PASSWORD_AMR,
     AuthorizationCode,
     Client,
     CodeStatus,
@@ -214,13 +215,15 @@ def error_uri(redirect_uri: str, state: str | None, error: str, description: str
 
 
 def new_code(request: AuthorizationRequest, code_hash: str, user_id: str, auth_time: Timestamp,
-             origin: RequestOrigin, now: Timestamp) -> AuthorizationCode:
+             origin: RequestOrigin, now: Timestamp,
+             amr: tuple[str, ...] = PASSWORD_AMR) -> AuthorizationCode:
     """The record of a code issued on the person's approval: single use, ``CODE_LIFETIME``."""
     return AuthorizationCode(
         code_hash=code_hash, client_id=request.client_id, user_id=user_id,
         redirect_uri=request.redirect_uri, redirect_uri_given=request.redirect_uri_given,
         scope=request.scope, code_challenge=request.code_challenge, nonce=request.nonce,
         auth_time=auth_time, created_at=now, expires_at=now + CODE_LIFETIME, origin=origin,
+        amr=amr,
     )
 
 

@@ -154,6 +154,7 @@ def start_family(
         auth_time=grant.auth_time,
         family_expires_at=family_end,
         grant_type=grant.grant_type,
+        amr=grant.amr,
     )
 
 
@@ -177,4 +178,5 @@ def successor(
         auth_time=old.auth_time,
         family_expires_at=old.family_expires_at,
         grant_type=old.grant_type,
+        amr=old.amr,
     )

@@ -28,6 +28,7 @@ from .audit import AuditService
 from .authorization import AuthorizationService
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
+from .factors import FactorMethod, FactorRefused, FactorService
 from .introspection import IntrospectionService
 from .notify import Notifier
 from .revocation import LoginEnded, RevocationService
@@ -70,6 +71,7 @@ class DeviceFlowService:
         self.sessions = SessionService(self.ctx)
         self.introspection = IntrospectionService(self.ctx, self.revocation)
         self.devices = DeviceService(self.ctx, self.revocation)
+        self.factors = FactorService(self.ctx)
 
     @property
     def store(self) -> Store:
@@ -108,6 +110,9 @@ __all__ = [
     "DecisionOutcome",
     "DeviceFlowService",
     "DeviceService",
+    "FactorMethod",
+    "FactorRefused",
+    "FactorService",
     "IntrospectionService",
     "LoginEnded",
     "Notifier",

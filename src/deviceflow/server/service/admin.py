@@ -249,6 +249,33 @@ class AdminService:
             self.audit.emit(event)
         return ended
 
+    async def factor_status(self, username: str) -> tuple[bool, int] | None:
+        """Whether the user has an authenticator app on, and how many recovery codes are left;
+        None when there is no such user."""
+        async with self.store.unit_of_work(read_only=True) as uow:
+            user = await uow.users.get_by_username(username)
+            if user is None:
+                return None
+            factor = await uow.factors.get_totp(user.user_id)
+            left = await uow.factors.recovery_codes_left(user.user_id)
+        return factor is not None and factor.active, left
+
+    async def reset_factors(self, username: str) -> bool | None:
+        """Remove the user's second factor and recovery codes (a lost phone): they sign in with
+        the password alone until they enrol again. Audited; None when there is no such user,
+        else whether there was a factor."""
+        async with self.store.unit_of_work() as uow:
+            user = await uow.users.get_by_username(username)
+            if user is None:
+                return None
+            removed = await uow.factors.remove(user.user_id)
+            event = await self.audit.append(
+                uow, AuditEventType.FACTOR_RESET, user_id=user.user_id,
+                actor=AuditActor.OPERATOR, detail="totp" if removed else "none")
+            await uow.commit()
+        self.audit.emit(event)
+        return removed
+
     async def audit_events(
         self, query: AuditQuery, username: str | None = None
     ) -> tuple[Sequence[AuditEvent], Mapping[str, str]]:

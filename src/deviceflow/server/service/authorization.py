@@ -17,7 +17,14 @@ from ...protocol.audit import AuditEventType
 from ...protocol.errors import InvalidGrantError, OAuthError
 from ...protocol.grants import authorization_code, refresh_token
 from ...protocol.grants.authorization_code import AuthorizationRequest, NoRedirect
-from ...protocol.models import Client, GrantRecord, IssuedTokens, RequestOrigin, Timestamp
+from ...protocol.models import (
+    PASSWORD_AMR,
+    Client,
+    GrantRecord,
+    IssuedTokens,
+    RequestOrigin,
+    Timestamp,
+)
 from ...protocol.params import FormParams
 from ...storage.interface import UnitOfWork
 from .context import ServiceContext
@@ -50,7 +57,7 @@ class AuthorizationService:
         return client
 
     async def approve(self, request: AuthorizationRequest, user_id: str, auth_time: Timestamp,
-                      origin: RequestOrigin) -> str:
+                      origin: RequestOrigin, amr: tuple[str, ...] = PASSWORD_AMR) -> str:
         """Issue a code for the approved ``request``; return the URI to send the browser to
         (``code``, ``state``, ``iss``: RFC 6749 §4.1.2, RFC 9207 §2)."""
         ctx = self.ctx
@@ -58,7 +65,7 @@ class AuthorizationService:
         plain = ctx.codes.token()
         record = authorization_code.new_code(
             request, ctx.keyring.hasher.authorization_code(plain), user_id, auth_time, origin,
-            ctx.clock())
+            ctx.clock(), amr)
         async with ctx.store.unit_of_work() as uow:
             await uow.authorization_codes.add(record)
             event = await ctx.audit.append(
@@ -106,7 +113,7 @@ class AuthorizationService:
                 await uow.commit()  # the code stays used
                 return InvalidGrantError("approving user no longer exists")
             grant = tokens.Grant(user, client.client_id, code.scope, code.auth_time,
-                                 authorization_code.GRANT_TYPE, family)
+                                 authorization_code.GRANT_TYPE, family, code.amr)
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
                 plain = ctx.codes.token()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from ...protocol.audit import AuditEventType
-from ...protocol.models import BrowserSession, BrowserSessionStatus, Timestamp
+from ...protocol.models import PASSWORD_AMR, BrowserSession, BrowserSessionStatus, Timestamp
 from .context import ServiceContext
 
 SESSION_ID_BYTES = 32
@@ -36,6 +36,8 @@ class SignedIn:
     auth_time: Timestamp
     may_approve: bool
     """The password was entered less than ``approval_max_age`` ago."""
+    amr: tuple[str, ...] = PASSWORD_AMR
+    """How the person signed in (RFC 8176): ``pwd``, or ``pwd otp mfa`` with a second factor."""
 
 
 class SessionService:
@@ -45,7 +47,8 @@ class SessionService:
     def _hash(self, session_id: str) -> str:
         return self.ctx.keyring.hasher.browser_session(session_id)
 
-    async def start(self, user_id: str, replacing: str | None = None) -> str:
+    async def start(self, user_id: str, replacing: str | None = None,
+                    amr: tuple[str, ...] = PASSWORD_AMR) -> str:
         """Store a new sign-in after the password was checked; return its id for the cookie.
 
         A new id on every sign-in (never the one the browser brought: that would let a planted
@@ -59,6 +62,7 @@ class SessionService:
             user_id=user_id,
             auth_time=now,
             expires_at=now + ctx.policy.session_lifetime,
+            amr=amr,
         )
         async with ctx.store.unit_of_work() as uow:
             if _well_formed(replacing):
@@ -89,6 +93,7 @@ class SessionService:
             user_id=session.user_id,
             auth_time=session.auth_time,
             may_approve=now - session.auth_time < ctx.policy.approval_max_age,
+            amr=session.amr,
         )
 
     async def end(self, session_id: object) -> bool:

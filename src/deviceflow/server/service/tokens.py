@@ -208,7 +208,7 @@ class TokenService:
                 return InvalidGrantError("approving user no longer exists")
             family = device_code.family_id(new)
             grant = tokens.Grant(user, client.client_id, new.scope, new.auth_time,
-                                 device_code.GRANT_TYPE, family)
+                                 device_code.GRANT_TYPE, family, new.amr)
             policy = device_code.token_policy(client, ctx.policy.token)
             plain: str | None = None
             if refresh_token.issues_refresh_token(client, grant.scope, ctx.policy.grant_types):
@@ -311,7 +311,7 @@ class TokenService:
                 log.info("refresh token presented again within the reuse grace window; "
                          "its unused successor was replaced")
             grant = tokens.Grant(user, client.client_id, decision.scope, old.auth_time,
-                                 old.grant_type, old.family_id)
+                                 old.grant_type, old.family_id, old.amr)
             # A device-grant login keeps the client's shorter lifetimes through every refresh.
             issued = device_code.token_policy(client, policy) \
                 if old.grant_type == device_code.GRANT_TYPE else policy

@@ -11,7 +11,13 @@ from ...protocol.audit import AuditEventType
 from ...protocol.codes import format_user_code, normalize_user_code
 from ...protocol.grants.device_code import family_id
 from ...protocol.grants.refresh_token import issues_refresh_token
-from ...protocol.models import BrowserSessionStatus, DeviceStatus, RequestOrigin, Timestamp
+from ...protocol.models import (
+    PASSWORD_AMR,
+    BrowserSessionStatus,
+    DeviceStatus,
+    RequestOrigin,
+    Timestamp,
+)
 from ...protocol.notifications import NotificationType
 from ...protocol.proximity import Judgement
 from ...protocol.scopes import OFFLINE_ACCESS, describe_scope
@@ -208,6 +214,7 @@ class VerificationService:
             )
             if record is None or not is_actionable(record, now):
                 return DecisionOutcome.GONE
+            amr = PASSWORD_AMR
             if session_id is not None:
                 session = await uow.browser_sessions.get(
                     ctx.keyring.hasher.browser_session(session_id)
@@ -219,7 +226,8 @@ class VerificationService:
                     or now >= session.expires_at
                 ):
                     return DecisionOutcome.SIGN_IN_AGAIN
-            new = decide(record, decision, user_id, auth_time, now)
+                amr = session.amr  # how this sign-in was made, as stored
+            new = decide(record, decision, user_id, auth_time, now, amr)
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
             approved = decision is Decision.APPROVE

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.models import AuthorizationCode, CodeStatus, RequestOrigin, Timestamp
 from . import tables as t
-from .dml import insert, insert_unless_taken, purge, purge_statement, split_words
+from .dml import (
+    amr_of,
+    amr_text,
+    insert,
+    insert_unless_taken,
+    purge,
+    purge_statement,
+    split_words,
+)
 
 _a = t.authorization_codes
 
@@ -39,6 +47,7 @@ def _code(row: Row[Any]) -> AuthorizationCode:
         expires_at=row.expires_at,
         origin=RequestOrigin(row.ip_address, row.user_agent),
         status=CodeStatus(row.status),
+        amr=amr_of(row.amr),
     )
 
 
@@ -62,6 +71,7 @@ class SqlAuthorizationCodes:
             "ip_address": code.origin.ip_address,
             "user_agent": code.origin.user_agent,
             "status": code.status.value,
+            "amr": amr_text(code.amr),
         }
         await insert(self._conn, _INSERT, values, "authorization code")
 

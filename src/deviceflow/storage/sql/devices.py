@@ -16,6 +16,7 @@ from ...protocol.models import (
 )
 from ...protocol.proximity import NetworkFacts
 from . import tables as t
+from .dml import amr_of, amr_text
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
@@ -63,6 +64,7 @@ _DEVICE_TRANSITION = (
         user_id=bindparam("b_user_id"),
         auth_time=bindparam("b_auth_time"),
         decided_at=bindparam("b_decided_at"),
+        amr=bindparam("b_amr"),
         last_polled_at=bindparam("b_last_polled_at"),
     )
 )
@@ -117,6 +119,7 @@ def _device(row: Row[Any]) -> DeviceAuthorization:
         auth_time=row.auth_time,
         decided_at=row.decided_at,
         network=_network(row),
+        amr=amr_of(row.amr),
     )
 
 
@@ -142,6 +145,7 @@ class SqlDeviceAuthorizations:
             "user_id": record.user_id,
             "auth_time": record.auth_time,
             "decided_at": record.decided_at,
+            "amr": amr_text(record.amr),
             **_network_values(record.network),
         }
         await _insert(self._conn, _DEVICE_INSERT, values, "code collision")
@@ -171,6 +175,7 @@ class SqlDeviceAuthorizations:
             "b_user_id": record.user_id,
             "b_auth_time": record.auth_time,
             "b_decided_at": record.decided_at,
+            "b_amr": amr_text(record.amr),
             "b_last_polled_at": record.last_polled_at,
         }
         result = await self._conn.execute(_DEVICE_TRANSITION, params)

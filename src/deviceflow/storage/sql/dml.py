@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Delete
 
-from ...protocol.models import Timestamp
+from ...protocol.models import PASSWORD_AMR, Timestamp
 from ..interface import AlreadyExistsError
 
 
@@ -64,3 +64,13 @@ def join_words(words: frozenset[str]) -> str:
 
 def split_words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
+
+
+def amr_text(amr: tuple[str, ...]) -> str:
+    """RFC 8176 ``amr`` values as one column, in their order."""
+    return " ".join(amr)
+
+
+def amr_of(text: str | None) -> tuple[str, ...]:
+    """A stored ``amr``; NULL (a row from before 0012) was a password sign-in."""
+    return tuple(text.split()) if text else PASSWORD_AMR

@@ -15,6 +15,7 @@ from ...protocol.models import (
     Timestamp,
 )
 from . import tables as t
+from .dml import amr_of, amr_text
 from .dml import insert as _insert
 from .dml import insert_unless_taken as _insert_unless_taken
 from .dml import purge as _purge
@@ -112,6 +113,7 @@ def _refresh(row: Row[Any]) -> RefreshToken:
         status=RefreshStatus(row.status),
         successor_hash=row.successor_hash,
         rotated_at=row.rotated_at,
+        amr=amr_of(row.amr),
     )
 
 
@@ -135,6 +137,7 @@ class SqlRefreshTokens:
             "grant_type": token.grant_type,
             "successor_hash": token.successor_hash,
             "rotated_at": token.rotated_at,
+            "amr": amr_text(token.amr),
         }
         await _insert(self._conn, _REFRESH_INSERT, values, "refresh token collision")
 

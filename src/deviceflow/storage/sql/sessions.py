@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.models import BrowserSession, BrowserSessionStatus, Timestamp
 from . import tables as t
-from .dml import insert, insert_unless_taken, purge, purge_statement
+from .dml import amr_of, amr_text, insert, insert_unless_taken, purge, purge_statement
 
 _b = t.browser_sessions
 
@@ -45,6 +45,7 @@ def _session(row: Row[Any]) -> BrowserSession:
         auth_time=row.auth_time,
         expires_at=row.expires_at,
         status=BrowserSessionStatus(row.status),
+        amr=amr_of(row.amr),
     )
 
 
@@ -60,6 +61,7 @@ class SqlBrowserSessions:
             "auth_time": session.auth_time,
             "expires_at": session.expires_at,
             "status": session.status.value,
+            "amr": amr_text(session.amr),
         }
         await insert(self._conn, _SESSION_INSERT, values, "browser session collision")
 

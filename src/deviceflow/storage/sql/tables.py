@@ -92,6 +92,7 @@ device_authorizations = Table(
     Column("user_id", Text, nullable=True),
     Column("auth_time", Double, nullable=True),
     Column("decided_at", Double, nullable=True),
+    Column("amr", Text, nullable=True),  # RFC 8176 values, space-joined; NULL: "pwd" (0012)
     # The device's network facts (0009), NULL when not looked up (policy off, or older rows).
     Column("net_country", Text, nullable=True),
     Column("net_country_name", Text, nullable=True),
@@ -137,6 +138,7 @@ refresh_tokens = Table(
     # Set on rotation: the grace path revokes this successor only while it is still unused.
     Column("successor_hash", Text, nullable=True),
     Column("rotated_at", Double, nullable=True),
+    Column("amr", Text, nullable=True),  # RFC 8176 values, space-joined; NULL: "pwd" (0012)
     CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),
     Index(None, "family_id"),  # revoke_family on replay
     Index(None, "user_id"),  # a person's families: "Your devices", revoking them all (0005)
@@ -177,6 +179,7 @@ authorization_codes = Table(
     Column("ip_address", Text, nullable=False),
     Column("user_agent", Text, nullable=False),
     Column("status", Text, nullable=False),
+    Column("amr", Text, nullable=True),  # RFC 8176 values, space-joined; NULL: "pwd" (0012)
     CheckConstraint("status IN ('issued', 'redeemed')", name="status"),
     Index(None, "expires_at"),  # purge scans by expiry
 )
@@ -189,6 +192,7 @@ browser_sessions = Table(
     Column("auth_time", Double, nullable=False),
     Column("expires_at", Double, nullable=False),
     Column("status", Text, nullable=False),
+    Column("amr", Text, nullable=True),  # RFC 8176 values, space-joined; NULL: "pwd" (0012)
     CheckConstraint("status IN ('active', 'revoked')", name="status"),
     Index(None, "user_id"),  # revoke_all_for_user on a password change or an operator's signout
     Index(None, "expires_at"),  # purge scans by expiry
@@ -282,6 +286,26 @@ notification_outbox = Table(
     Index(None, "finished_at"),  # purge
 )
 
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("secret", LargeBinary, nullable=False),  # sealed under the KEK (server/secretbox.py)
+    Column("active", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    # The last RFC 6238 time step a code was accepted for: the replay guard's compare-and-set.
+    Column("last_step", BigInteger, nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hash", Text, primary_key=True),  # HMAC-SHA-256 under the server secret
+    Column("user_id", Text, nullable=False),
+    Column("used_at", Double, nullable=True),
+    Index(None, "user_id"),
+)
+
 __all__ = [
     "NAMING_CONVENTION",
     "audit_log",
@@ -293,9 +317,11 @@ __all__ = [
     "grants",
     "metadata",
     "notification_outbox",
+    "recovery_codes",
     "refresh_tokens",
     "server_secrets",
     "signing_keys",
     "token_denylist",
+    "totp_factors",
     "users",
 ]

@@ -24,6 +24,7 @@ from .audit import SqlAuditLog
 from .authorization_codes import SqlAuthorizationCodes
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
+from .factors import SqlFactors
 from .grants import SqlGrants
 from .outbox import SqlOutbox
 from .refresh_tokens import SqlRefreshTokens
@@ -65,6 +66,7 @@ class SqlUnitOfWork:
     grants: SqlGrants
     authorization_codes: SqlAuthorizationCodes
     outbox: SqlOutbox
+    factors: SqlFactors
 
     __slots__ = (
         "_conn",
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
         "clients",
         "denylist",
         "device_authorizations",
+        "factors",
         "grants",
         "outbox",
         "refresh_tokens",
@@ -142,6 +145,7 @@ class SqlUnitOfWork:
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
+        self.factors = SqlFactors(conn)
         return self
 
     async def __aexit__(
@@ -311,9 +315,11 @@ class InlineReadUnitOfWork:
     authorization_codes: SqlAuthorizationCodes
 
     outbox: SqlOutbox
+    factors: SqlFactors
 
     __slots__ = ("_reader", "audit_log", "authorization_codes", "browser_sessions", "clients",
-                 "denylist", "device_authorizations", "grants", "outbox", "refresh_tokens",
+                 "denylist", "device_authorizations", "factors", "grants", "outbox",
+                 "refresh_tokens",
                  "secrets",
                  "signing_keys", "users")
 
@@ -334,6 +340,7 @@ class InlineReadUnitOfWork:
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
+        self.factors = SqlFactors(conn)
         return self
 
     async def __aexit__(

@@ -176,7 +176,7 @@ async def consent_submit(request: Request) -> Response:
         return sign_in_then(request, PAGE)
     request.session.pop(PENDING, None)
     return _leave(await service.authorization.approve(
-        pending, user.user_id, signed.auth_time, where))
+        pending, user.user_id, signed.auth_time, where, signed.amr))
 
 
 def _leave(url: str) -> Response:

@@ -28,6 +28,9 @@ SIGN_IN = "signin"
 """The random id of the server-side sign-in; never who or when."""
 USER_CODE = "user_code"
 RESULT = "result"
+SECOND_FACTOR = "second_factor"
+"""Who gave the right password and when, while the sign-in waits for their second factor (the
+cookie is signed: it cannot be forged; it signs no one in by itself)."""
 RETURN_TO = "return_to"
 """A page to return to after signing in, by route name (never a URL: no open redirect)."""
 

@@ -72,6 +72,7 @@ async def _page(request: Request, *, alert: str | None = None, status: int = 200
         "signout_all": page_url(request, "account_devices_signout_all"),
         "signout_action": page_url(request, "device_signout"),
         "start": page_url(request, "device"),
+        "security": page_url(request, "account_security"),
     }, status=status)
 
 

@@ -10,6 +10,8 @@ Flow, each step a POST answered by a 303 to the next GET (POST-redirect-GET):
     GET/POST /device          enter the code (pre-filled from verification_uri_complete)
     GET/POST /device/signin   skipped while the browser is signed in, unless approving needs
                               the password again (older than ``approval_max_age``)
+    GET/POST /device/signin/verify  the second factor, for people who enrolled one
+                              (``endpoints.second_factor``): a "Verification code"
     GET/POST /device/consent  who asks, for what, from where and when; Approve or Deny
                               (``endpoints.consent``, with the proximity judgement)
     GET      /device/done     "Device connected" / "Request denied"
@@ -33,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ....protocol.codes import display_user_code
+from ....protocol.models import PASSWORD_AMR
 from ....protocol.verification import Decision
 from ...service import CodeAttempt, CodeRefused, SignInRefused, Throttled
 from .. import csrf
@@ -42,6 +45,7 @@ from .browser import (
     FORM_EXPIRED,
     RESULT,
     RETURN_TO,
+    SECOND_FACTOR,
     SIGN_IN,
     USER_CODE,
 )
@@ -55,7 +59,7 @@ from .browser import signed_in as _signed_in
 from .browser import wait_message as _wait_message
 from .browser import within as _within
 
-RETURN_PAGES = frozenset({"account_devices", "authorize_consent"})
+RETURN_PAGES = frozenset({"account_devices", "account_security", "authorize_consent"})
 
 # --- what the pages say ------------------------------------------------------------------------
 
@@ -75,6 +79,8 @@ SIGN_IN_AGAIN_DEVICES = (
 )
 SIGN_IN_AGAIN_FOR = {"authorize_consent": (
     "Enter your password again to approve this sign-in: you signed in more than {age} ago."
+), "account_security": (
+    "Enter your password again to change how you sign in: you signed in more than {age} ago."
 )}
 """The reason to ask again, by the page (``RETURN_TO``) waiting for the sign-in."""
 
@@ -176,7 +182,7 @@ async def _signin_page(
     }, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
-def _after_sign_in(request: Request) -> str:
+def after_sign_in(request: Request) -> str:
     page = return_to(request)
     if page is not None:
         request.session.pop(RETURN_TO, None)
@@ -235,7 +241,7 @@ async def signin_form(request: Request) -> Response:
     password again."""
     signed = await _signed_in(request, _service(request))
     if signed is not None and (signed.may_approve or not _needs_fresh_sign_in(request)):
-        return redirect(_after_sign_in(request))
+        return redirect(after_sign_in(request))
     return await _signin_page(request)
 
 
@@ -261,14 +267,28 @@ async def signin_submit(request: Request) -> Response:
         )
     if isinstance(result, SignInRefused):
         return await _signin_page(request, username=username, alert=SIGN_IN_REFUSED, status=400)
+    if await service.factors.has_factor(result.user_id):
+        # The password is right; the sign-in waits for the second factor (``second_factor``).
+        request.session[SECOND_FACTOR] = {"user_id": result.user_id, "at": service.now()}
+        csrf.rotate(request.session)
+        return redirect(page_url(request, "device_signin_verify"))
+    return await complete_sign_in(request, result.user_id)
+
+
+async def complete_sign_in(request: Request, user_id: str,
+                           amr: tuple[str, ...] = PASSWORD_AMR) -> Response:
+    """Start the server-side sign-in once every step was passed (``amr``: which, RFC 8176),
+    and go on to what waits."""
+    service = _service(request)
+    request.session.pop(SECOND_FACTOR, None)
     # A new server-side sign-in with a new id; the one this browser held (if any) ends with it.
     request.session[SIGN_IN] = await service.sessions.start(
-        result.user_id, replacing=request.session.get(SIGN_IN)
+        user_id, replacing=request.session.get(SIGN_IN), amr=amr
     )
     _sign_in_changed(request)  # read again when next asked
     # A new token after authentication: one planted or seen before sign-in is worthless now.
     csrf.rotate(request.session)
-    return redirect(_after_sign_in(request))
+    return redirect(after_sign_in(request))
 
 
 async def done(request: Request) -> Response:
@@ -299,6 +319,7 @@ async def signout(request: Request) -> Response:
     request.session.pop(USER_CODE, None)
     request.session.pop(RESULT, None)
     request.session.pop(RETURN_TO, None)
+    request.session.pop(SECOND_FACTOR, None)
     csrf.rotate(request.session)
     return redirect(page_url(request, "device"))
 
