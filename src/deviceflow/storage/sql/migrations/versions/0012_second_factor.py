@@ -2,7 +2,7 @@
 KEK) and ``recovery_codes`` (HMAC-SHA-256 of one-time codes); and how each sign-in, approval and
 login was authenticated (RFC 8176 ``amr``, nullable: older rows read as "pwd").
 
-Revision ID: 0012_mfa11
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-02
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_mfa11"
+revision: str = "0012"
 down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
