@@ -31,6 +31,7 @@ from ..protocol.models import (
 )
 from ..protocol.notifications import OutboxMessage, OutboxStatus
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
+from .memory_consents import ConsentState, MemoryConsents
 
 
 class _State:
@@ -50,6 +51,7 @@ class _State:
         self.outbox: dict[str, OutboxMessage] = {}  # in order of adding
         self.claims: dict[str, str] = {}  # message id → the token holding its claim
         self.code_accounts: dict[str, tuple[set[str], Timestamp]] = {}
+        self.consents: ConsentState = {}
 
 
 class MemoryClients:
@@ -558,6 +560,7 @@ class MemoryUnitOfWork:
         self.grants = MemoryGrants(state)
         self.authorization_codes = MemoryAuthorizationCodes(state)
         self.outbox = MemoryOutbox(state)
+        self.consents = MemoryConsents(state.consents)
 
     async def __aenter__(self) -> Self:
         return self

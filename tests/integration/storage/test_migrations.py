@@ -35,6 +35,7 @@ TABLES = {
     "authorization_codes",
     "notification_outbox",
     "code_accounts",
+    "consents",
 }
 
 
@@ -49,7 +50,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0011"
+    assert head_revision() == "0012_consent11"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:

@@ -22,6 +22,7 @@ from . import tables as t
 from .accounts import SqlClients, SqlUsers
 from .audit import SqlAuditLog
 from .authorization_codes import SqlAuthorizationCodes
+from .consents import SqlConsents
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
 from .grants import SqlGrants
@@ -65,6 +66,7 @@ class SqlUnitOfWork:
     grants: SqlGrants
     authorization_codes: SqlAuthorizationCodes
     outbox: SqlOutbox
+    consents: SqlConsents
 
     __slots__ = (
         "_conn",
@@ -77,6 +79,7 @@ class SqlUnitOfWork:
         "authorization_codes",
         "browser_sessions",
         "clients",
+        "consents",
         "denylist",
         "device_authorizations",
         "grants",
@@ -142,6 +145,7 @@ class SqlUnitOfWork:
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
+        self.consents = SqlConsents(conn)
         return self
 
     async def __aexit__(
@@ -311,9 +315,11 @@ class InlineReadUnitOfWork:
     authorization_codes: SqlAuthorizationCodes
 
     outbox: SqlOutbox
+    consents: SqlConsents
 
     __slots__ = ("_reader", "audit_log", "authorization_codes", "browser_sessions", "clients",
-                 "denylist", "device_authorizations", "grants", "outbox", "refresh_tokens",
+                 "consents", "denylist", "device_authorizations", "grants", "outbox",
+                 "refresh_tokens",
                  "secrets",
                  "signing_keys", "users")
 
@@ -334,6 +340,7 @@ class InlineReadUnitOfWork:
         self.grants = SqlGrants(conn)
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
+        self.consents = SqlConsents(conn)
         return self
 
     async def __aexit__(
