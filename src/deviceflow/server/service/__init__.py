@@ -26,6 +26,7 @@ from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .audit import AuditService
 from .authorization import AuthorizationService
+from .consents import ConsentService, RememberedConsent, Withdrawn
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
 from .introspection import IntrospectionService
@@ -70,6 +71,7 @@ class DeviceFlowService:
         self.sessions = SessionService(self.ctx)
         self.introspection = IntrospectionService(self.ctx, self.revocation)
         self.devices = DeviceService(self.ctx, self.revocation)
+        self.consents = ConsentService(self.ctx, self.revocation)
 
     @property
     def store(self) -> Store:
@@ -105,6 +107,7 @@ __all__ = [
     "CodeAttempt",
     "CodeEntry",
     "CodeRefused",
+    "ConsentService",
     "DecisionOutcome",
     "DeviceFlowService",
     "DeviceService",
@@ -112,6 +115,7 @@ __all__ = [
     "LoginEnded",
     "Notifier",
     "PendingRequest",
+    "RememberedConsent",
     "RevocationService",
     "ServiceContext",
     "ServicePolicy",
@@ -123,4 +127,5 @@ __all__ = [
     "Throttled",
     "TokenService",
     "VerificationService",
+    "Withdrawn",
 ]
