@@ -186,6 +186,10 @@ class ConsentRepository(Protocol):
         """Forget the person's consent for the client in one DELETE; True for exactly one of
         concurrent callers, False when none was remembered."""
 
+    async def forget_client(self, client_id: str) -> int:
+        """Forget every person's consent for the client (it is being removed: a client later
+        registered under the same id must ask in full); return how many people's."""
+
 
 class SecretEncryption(StrEnum):
     """How a stored server secret is protected (docs/security.md, "Secrets at rest")."""

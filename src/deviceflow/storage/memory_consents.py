@@ -42,5 +42,11 @@ class MemoryConsents:
     async def withdraw(self, user_id: str, client_id: str) -> bool:
         return self._s.pop((user_id, client_id), None) is not None
 
+    async def forget_client(self, client_id: str) -> int:
+        doomed = [key for key in self._s if key[1] == client_id]
+        for key in doomed:
+            del self._s[key]
+        return len(doomed)
+
 
 __all__ = ["ConsentState", "MemoryConsents"]

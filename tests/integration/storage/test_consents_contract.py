@@ -70,3 +70,15 @@ async def test_withdraw_is_done_once(backend: Backend) -> None:
         assert await uow.consents.get("u1", "cli") is None
         assert [c.client_id for c in await uow.consents.for_user("u1")] == ["web"]
     assert await committed(backend.store, withdraw) is False
+
+
+async def test_forget_client_forgets_everyones_consent_to_it(backend: Backend) -> None:
+    for user in ("u1", "u2"):
+        await committed(backend.store, lambda uow, user=user: uow.consents.grant(  # type: ignore[misc]
+            user, "cli", ["openid"], NOW))
+    await committed(backend.store, lambda uow: uow.consents.grant("u1", "web", ["a"], NOW))
+    assert await committed(backend.store, lambda uow: uow.consents.forget_client("cli")) == 2
+    async with backend.store.unit_of_work(read_only=True) as uow:
+        assert await uow.consents.get("u1", "cli") is None
+        assert await uow.consents.get("u2", "cli") is None
+        assert [c.client_id for c in await uow.consents.for_user("u1")] == ["web"]

@@ -204,3 +204,15 @@ async def test_concurrent_withdrawals_end_it_once(pages: Pages) -> None:
     withdrawn = await pages.service.ctx.audit.query(AuditQuery(
         events=frozenset({AuditEventType.CONSENT_WITHDRAWN})))
     assert len(withdrawn) == 1
+
+
+async def test_a_client_removed_and_registered_again_is_asked_in_full(pages: Pages) -> None:
+    async with pages.browser() as browser:
+        await approve(pages, browser, await start(pages, "openid"))
+        assert await pages.admin.remove_client("cli") is True
+        await pages.admin.add_client("cli", "Another App", ClientType.PUBLIC,
+                                     [DEVICE_GRANT, "refresh_token"], ["openid"])
+        page = await signed_in_at_consent(pages, browser,
+                                          (await start(pages, "openid"))["user_code"])
+        assert FULL in page.text
+        assert SHORT not in page.text

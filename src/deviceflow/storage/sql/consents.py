@@ -27,6 +27,9 @@ _GET = select(_c.c.client_id, _c.c.scope, _c.c.granted_at).where(
     _c.c.user_id == bindparam("b_user_id"), _c.c.client_id == bindparam("b_client_id"))
 _FOR_USER = select(_c.c.client_id, _c.c.scope, _c.c.granted_at).where(
     _c.c.user_id == bindparam("b_user_id")).order_by(_c.c.client_id, _c.c.scope)
+_FORGET_CLIENT = delete(_c).where(_c.c.client_id == bindparam("b_client_id"),
+                                  _c.c.scope == APPROVED)
+_FORGET_CLIENT_SCOPES = delete(_c).where(_c.c.client_id == bindparam("b_client_id"))
 _WITHDRAW = delete(_c).where(_c.c.user_id == bindparam("b_user_id"),
                              _c.c.client_id == bindparam("b_client_id"))
 
@@ -77,6 +80,12 @@ class SqlConsents:
         result = await self._conn.execute(
             _WITHDRAW, {"b_user_id": user_id, "b_client_id": client_id})
         return result.rowcount > 0
+
+    async def forget_client(self, client_id: str) -> int:
+        params = {"b_client_id": client_id}
+        people = (await self._conn.execute(_FORGET_CLIENT, params)).rowcount  # one row each
+        await self._conn.execute(_FORGET_CLIENT_SCOPES, params)
+        return people
 
 
 __all__ = ["APPROVED", "SqlConsents", "rows_to_consents"]
