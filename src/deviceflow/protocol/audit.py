@@ -40,6 +40,9 @@ class AuditEventType(StrEnum):
     REVOKED = "revoked"
     """Tokens or a sign-in revoked; ``actor`` says by whom."""
     KEY_ROTATED = "key_rotated"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    """A person withdrew a remembered consent (issue 11); that client's devices of theirs were
+    signed out in the same transaction (their own ``revoked`` rows)."""
     PROXIMITY_ASSESSED = "proximity_assessed"
     """A risk judgement at consent (RFC 10027 §6.1.1); ``detail`` holds the level, the
     reasons and the policy: ``risk=high reasons=hosting_device policy=warn``."""

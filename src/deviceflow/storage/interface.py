@@ -4,13 +4,14 @@ enforces them, so no caller can race a read against a write."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
 from ..protocol.audit import AuditEvent, AuditQuery
+from ..protocol.consent import Consent
 from ..protocol.models import (
     ActiveGrant,
     AuthorizationCode,
@@ -165,6 +166,30 @@ class GrantRepository(Protocol):
     async def purge(self, expired_before: Timestamp, limit: int) -> int:
         """Delete up to ``limit`` (≥ 1) records whose ``expires_at`` is before
         ``expired_before``; return how many were deleted."""
+
+
+class ConsentRepository(Protocol):
+    """Remembered consent (``protocol/consent.py``): the scopes a person granted a client."""
+
+    async def grant(self, user_id: str, client_id: str, scopes: Iterable[str],
+                    now: Timestamp) -> None:
+        """Add ``scopes`` to what the person granted the client (remembering the client as
+        approved even with no scope), in the caller's transaction. A merge in storage, one
+        atomic step (no read-modify-write): concurrent grants keep the union of their scopes,
+        and a scope keeps the time it was first granted."""
+
+    async def get(self, user_id: str, client_id: str) -> Consent | None: ...
+
+    async def for_user(self, user_id: str) -> Sequence[Consent]:
+        """The person's remembered consents, by client id."""
+
+    async def withdraw(self, user_id: str, client_id: str) -> bool:
+        """Forget the person's consent for the client in one DELETE; True for exactly one of
+        concurrent callers, False when none was remembered."""
+
+    async def forget_client(self, client_id: str) -> int:
+        """Forget every person's consent for the client (it is being removed: a client later
+        registered under the same id must ask in full); return how many people's."""
 
 
 class SecretEncryption(StrEnum):
@@ -384,6 +409,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepository: ...
     @property
     def factors(self) -> FactorRepository: ...
+    @property
+    def consents(self) -> ConsentRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -31,6 +31,7 @@ from ..protocol.models import (
 )
 from ..protocol.notifications import OutboxMessage, OutboxStatus
 from .interface import AlreadyExistsError, SecretEncryption, SigningKeyRecord, StoredSecret
+from .memory_consents import ConsentState, MemoryConsents
 from .memory_factors import FactorState, MemoryFactors
 
 
@@ -52,6 +53,7 @@ class _State:
         self.claims: dict[str, str] = {}  # message id → the token holding its claim
         self.code_accounts: dict[str, tuple[set[str], Timestamp]] = {}
         self.factors = FactorState()
+        self.consents: ConsentState = {}
 
 
 class MemoryClients:
@@ -563,6 +565,7 @@ class MemoryUnitOfWork:
         self.authorization_codes = MemoryAuthorizationCodes(state)
         self.outbox = MemoryOutbox(state)
         self.factors = MemoryFactors(state.factors)
+        self.consents = MemoryConsents(state.consents)
 
     async def __aenter__(self) -> Self:
         return self

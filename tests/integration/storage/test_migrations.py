@@ -36,6 +36,7 @@ TABLES = {
     "notification_outbox",
     "code_accounts",
     "totp_factors", "recovery_codes",
+    "consents",
 }
 
 
@@ -50,7 +51,7 @@ async def diff_against(store: SqlStore, metadata: MetaData) -> list[object]:
 
 
 def test_the_history_has_one_head() -> None:
-    assert head_revision() == "0012"
+    assert head_revision() == "0013"
 
 
 async def test_upgrade_from_empty_reaches_head(empty_db_url: str) -> None:

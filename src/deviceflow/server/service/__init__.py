@@ -26,6 +26,7 @@ from .accounts import AccountService, SignIn, SignInRefused
 from .admin import AdminRefused, AdminService
 from .audit import AuditService
 from .authorization import AuthorizationService
+from .consents import ConsentService, RememberedConsent, Withdrawn
 from .context import CLIENT_CACHE_SECONDS, Clock, ServiceContext, ServicePolicy
 from .devices import DeviceService, SignedInDevice
 from .factors import FactorMethod, FactorRefused, FactorService
@@ -72,6 +73,7 @@ class DeviceFlowService:
         self.introspection = IntrospectionService(self.ctx, self.revocation)
         self.devices = DeviceService(self.ctx, self.revocation)
         self.factors = FactorService(self.ctx)
+        self.consents = ConsentService(self.ctx, self.revocation)
 
     @property
     def store(self) -> Store:
@@ -107,6 +109,7 @@ __all__ = [
     "CodeAttempt",
     "CodeEntry",
     "CodeRefused",
+    "ConsentService",
     "DecisionOutcome",
     "DeviceFlowService",
     "DeviceService",
@@ -117,6 +120,7 @@ __all__ = [
     "LoginEnded",
     "Notifier",
     "PendingRequest",
+    "RememberedConsent",
     "RevocationService",
     "ServiceContext",
     "ServicePolicy",
@@ -128,4 +132,5 @@ __all__ = [
     "Throttled",
     "TokenService",
     "VerificationService",
+    "Withdrawn",
 ]

@@ -382,7 +382,11 @@ class AdminService:
             return await uow.clients.list()
 
     async def remove_client(self, client_id: str) -> bool:
+        """Remove a client and forget every consent to it, in one transaction: a client later
+        registered under the same id is asked for in full (issue 11)."""
         async with self.store.unit_of_work() as uow:
             removed = await uow.clients.remove(client_id)
+            if removed:
+                await uow.consents.forget_client(client_id)
             await uow.commit()
         return removed

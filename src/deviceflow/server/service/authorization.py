@@ -59,7 +59,8 @@ class AuthorizationService:
     async def approve(self, request: AuthorizationRequest, user_id: str, auth_time: Timestamp,
                       origin: RequestOrigin, amr: tuple[str, ...] = PASSWORD_AMR) -> str:
         """Issue a code for the approved ``request``; return the URI to send the browser to
-        (``code``, ``state``, ``iss``: RFC 6749 §4.1.2, RFC 9207 §2)."""
+        (``code``, ``state``, ``iss``: RFC 6749 §4.1.2, RFC 9207 §2). The person's consent to
+        the request's scopes is remembered in the same transaction."""
         ctx = self.ctx
         client = await self.client(request)
         plain = ctx.codes.token()
@@ -68,6 +69,8 @@ class AuthorizationService:
             ctx.clock(), amr)
         async with ctx.store.unit_of_work() as uow:
             await uow.authorization_codes.add(record)
+            # Remembered with the approval, in its transaction (issue 11).
+            await uow.consents.grant(user_id, client.client_id, request.scope, record.created_at)
             event = await ctx.audit.append(
                 uow, AuditEventType.APPROVED, user_id=user_id, client_id=client.client_id,
                 family_id=authorization_code.family_id(record),

@@ -38,6 +38,9 @@ class PendingRequest:
     origin: RequestOrigin
     created_at: Timestamp
     expires_at: Timestamp
+    requested: tuple[str, ...] = ()
+    """Every scope the request asks for, ``offline_access`` included (what a remembered
+    consent must cover for the short confirmation, ``protocol.consent.covers``)."""
     stay_signed_in: bool = False
     """Approving gives the device a refresh token (``refresh_token.issues_refresh_token``, the
     rule the token endpoint follows too), so the page says it stays signed in."""
@@ -156,6 +159,7 @@ class VerificationService:
             origin=record.origin,
             created_at=record.created_at,
             expires_at=record.expires_at,
+            requested=tuple(record.scope),
             stay_signed_in=issues_refresh_token(client, record.scope, ctx.policy.grant_types),
         )
 
@@ -194,6 +198,9 @@ class VerificationService:
         whose sign-in just ended cannot slip an approval in between the page's read and this
         write.
 
+        An approval also remembers the person's consent to the client's scopes (merged in
+        storage, ``ConsentRepository.grant``) in the same transaction.
+
         With a ``judgement`` that blocks approval (``enforce`` at high risk), Approve records
         a denial instead (RFC 10027 §6.1.1: the request cannot be approved; the device gets
         ``access_denied``) and answers ``REFUSED_BY_POLICY``."""
@@ -231,6 +238,10 @@ class VerificationService:
             if not await uow.device_authorizations.transition(new, DeviceStatus.PENDING):
                 return DecisionOutcome.GONE
             approved = decision is Decision.APPROVE
+            if approved:
+                # Remembered with the approval, in its transaction: the next request of this
+                # client within these scopes gets the short confirmation (issue 11).
+                await uow.consents.grant(user_id, record.client_id, record.scope, now)
             event = await ctx.audit.append(
                 uow, AuditEventType.APPROVED if approved else AuditEventType.DENIED,
                 user_id=user_id, client_id=record.client_id, family_id=family_id(record),

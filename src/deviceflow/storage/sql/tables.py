@@ -160,6 +160,18 @@ grants = Table(
     Index(None, "expires_at"),  # purge scans by expiry
 )
 
+# Remembered consent (0012): one row per (person, client, granted scope), plus a row with the
+# empty scope that says the client was approved at all. A row per scope makes a merge of scopes
+# one INSERT … ON CONFLICT DO NOTHING: concurrent approvals add their scopes, none is lost.
+consents = Table(
+    "consents",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("client_id", Text, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("granted_at", Double, nullable=False),
+)
+
 # Authorization codes (RFC 6749 §4.1.2), kept as HMACs; redeemed ones stay until the purge so
 # a replay is recognised and revokes what the code issued.
 authorization_codes = Table(
@@ -313,6 +325,7 @@ __all__ = [
     "browser_sessions",
     "clients",
     "code_accounts",
+    "consents",
     "device_authorizations",
     "grants",
     "metadata",

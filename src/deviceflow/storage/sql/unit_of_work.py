@@ -22,6 +22,7 @@ from . import tables as t
 from .accounts import SqlClients, SqlUsers
 from .audit import SqlAuditLog
 from .authorization_codes import SqlAuthorizationCodes
+from .consents import SqlConsents
 from .denylist import SqlDenylist
 from .devices import SqlDeviceAuthorizations
 from .factors import SqlFactors
@@ -67,6 +68,7 @@ class SqlUnitOfWork:
     authorization_codes: SqlAuthorizationCodes
     outbox: SqlOutbox
     factors: SqlFactors
+    consents: SqlConsents
 
     __slots__ = (
         "_conn",
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
         "authorization_codes",
         "browser_sessions",
         "clients",
+        "consents",
         "denylist",
         "device_authorizations",
         "factors",
@@ -146,6 +149,7 @@ class SqlUnitOfWork:
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
         self.factors = SqlFactors(conn)
+        self.consents = SqlConsents(conn)
         return self
 
     async def __aexit__(
@@ -316,9 +320,10 @@ class InlineReadUnitOfWork:
 
     outbox: SqlOutbox
     factors: SqlFactors
+    consents: SqlConsents
 
     __slots__ = ("_reader", "audit_log", "authorization_codes", "browser_sessions", "clients",
-                 "denylist", "device_authorizations", "factors", "grants", "outbox",
+                 "consents", "denylist", "device_authorizations", "factors", "grants", "outbox",
                  "refresh_tokens",
                  "secrets",
                  "signing_keys", "users")
@@ -341,6 +346,7 @@ class InlineReadUnitOfWork:
         self.authorization_codes = SqlAuthorizationCodes(conn)
         self.outbox = SqlOutbox(conn)
         self.factors = SqlFactors(conn)
+        self.consents = SqlConsents(conn)
         return self
 
     async def __aexit__(

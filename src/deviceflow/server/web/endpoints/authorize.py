@@ -7,6 +7,15 @@ consent page, on the same sign-in, session and page rules as the verification pa
     POST /authorize/consent  the decision: back to the client's redirect URI with ``code`` (or
                              ``error=access_denied``), ``state`` and ``iss`` (RFC 9207)
 
+Remembered consent (issue 11) follows the device flow's rule: when the person already granted
+this client every requested scope, the consent page is a short confirmation (the client, where
+the browser goes next, Approve / Deny) without the permissions list; asking for more shows the
+list with the new scopes marked. It is never approved without a page: RFC 6749 §10.2 says the
+server "SHOULD NOT process repeated authorization requests automatically (without active
+end-user interaction)" when it cannot authenticate the client (our browser clients are public,
+PKCE only), and OIDC ``prompt=none`` is refused (``consent_required``), so every code follows a
+click here.
+
 Signing in goes through ``/device/signin`` (``verification.sign_in_then``) and comes back here;
 approving needs a password entered within ``approval_max_age``, as approving a device does.
 The request waits in the signed session cookie between the pages, with a random id that the
@@ -22,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ....protocol.consent import covers, new_scopes
 from ....protocol.grants.authorization_code import (
     AuthorizationRequest,
     NoRedirect,
@@ -97,11 +107,17 @@ async def _consent_page(request: Request, pending: AuthorizationRequest, rid: st
                         client: Client, user: User, *, alert: str | None = None,
                         status: int = 200) -> Response:
     service = _service(request)
-    scopes = [describe_scope(s) for s in pending.scope if s != OFFLINE_ACCESS]
+    consent = await service.consents.remembered(user.user_id, client.client_id)
+    added = frozenset(new_scopes(consent, pending.scope)) if consent else frozenset()
+    scopes = [(describe_scope(s), s in added) for s in pending.scope if s != OFFLINE_ACCESS]
     target = urlsplit(pending.redirect_uri)
     return render(request, "authorize.html", {
         "client_name": client.name,
         "scopes": scopes,
+        "confirm_only": covers(consent, pending.scope),
+        "any_new": bool(added),
+        "stay_signed_in_new": OFFLINE_ACCESS in added,
+        "consented_at": consent.updated_at if consent else None,
         "stay_signed_in": issues_refresh_token(client, pending.scope,
                                                service.policy.grant_types),
         "destination": target.netloc or f"{target.scheme}:",

@@ -2,6 +2,12 @@
 where and when, the proximity judgement in plain words (RFC 10027 §6.1.1, §6.1.14), and
 Approve or Deny.
 
+Consent is remembered, the device is confirmed every time (issue 11): when the person already
+granted this client every scope the request asks for, the page is a short confirmation — the
+client, the code to compare, where and when, any risk, Approve / Deny — without the permissions
+list; RFC 8628 §5.4 still asks them to confirm the device, so the page is never skipped. A
+request asking for more shows the full list with the scopes not granted before marked "new".
+
 Under the ``warn`` and ``enforce`` proximity policies an elevated or high risk is said above
 the buttons in ``role="alert"`` and Deny comes first and takes the focus (RFC 10027 §6.1.14:
 "the 'decline' option SHOULD be the default option"). Under ``enforce`` a high-risk request has
@@ -17,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ....protocol.consent import Consent, covers, new_scopes
 from ....protocol.models import User
 from ....protocol.proximity import Judgement
+from ....protocol.scopes import OFFLINE_ACCESS
 from ....protocol.verification import Decision
 from ...service import DecisionOutcome, PendingRequest, SignedIn
 from .. import csrf
@@ -67,11 +75,25 @@ def _risk(judgement: Judgement | None) -> dict[str, object]:
     }
 
 
+def _remembered(pending: PendingRequest, consent: Consent | None) -> dict[str, object]:
+    """What the page says of the person's earlier consent: the short confirmation when it
+    covers the request, else which scopes are new (none marked when nothing is remembered:
+    then everything is new, and the plain list says so)."""
+    added = frozenset(new_scopes(consent, pending.requested)) if consent else frozenset()
+    return {
+        "confirm_only": covers(consent, pending.requested),
+        "new_scopes": added,
+        "stay_signed_in_new": OFFLINE_ACCESS in added,
+        "consented_at": consent.updated_at if consent else None,
+    }
+
+
 def _consent_page(
     request: Request,
     pending: PendingRequest,
     user: User,
     judgement: Judgement | None,
+    consent: Consent | None = None,
     *,
     alert: str | None = None,
     status: int = 200,
@@ -79,6 +101,7 @@ def _consent_page(
     now = service(request).now()
     return render(request, "consent.html", {
         "pending": pending,
+        **_remembered(pending, consent),
         "user": user,
         "alert": alert,
         "user_agent": pending.origin.user_agent[:_MAX_USER_AGENT],
@@ -96,6 +119,7 @@ class _Consent:
     pending: PendingRequest
     user: User
     judgement: Judgement | None
+    consent: Consent | None
 
 
 async def _load_consent(request: Request, *, to_approve: bool,
@@ -121,7 +145,8 @@ async def _load_consent(request: Request, *, to_approve: bool,
         return redirect(page_url(request, "device_signin"))
     judgement = await flow.verification.judge(code, signed.user_id, client_ip(request)) \
         if judge else None
-    return _Consent(signed, pending, user, judgement)
+    consent = await flow.consents.remembered(signed.user_id, pending.client_id)
+    return _Consent(signed, pending, user, judgement, consent)
 
 
 async def consent_form(request: Request) -> Response:
@@ -131,7 +156,8 @@ async def consent_form(request: Request) -> Response:
     loaded = await _load_consent(request, to_approve=True)
     if isinstance(loaded, Response):
         return loaded
-    return _consent_page(request, loaded.pending, loaded.user, loaded.judgement)
+    return _consent_page(request, loaded.pending, loaded.user, loaded.judgement,
+                         loaded.consent)
 
 
 async def consent_submit(request: Request) -> Response:
@@ -152,17 +178,17 @@ async def consent_submit(request: Request) -> Response:
         return loaded
     pending, judgement = loaded.pending, loaded.judgement
     if not csrf_ok:
-        return _consent_page(request, pending, loaded.user, judgement, alert=FORM_EXPIRED,
-                             status=403)
+        return _consent_page(request, pending, loaded.user, judgement, loaded.consent,
+                             alert=FORM_EXPIRED, status=403)
     # The session holds one code; a consent page from an older tab must not approve the newer code
     # the person never saw on this page.
     if posted.get("user_code") != pending.user_code:
-        return _consent_page(request, pending, loaded.user, judgement, alert=OTHER_TAB,
-                             status=409)
+        return _consent_page(request, pending, loaded.user, judgement, loaded.consent,
+                             alert=OTHER_TAB, status=409)
     decision = _DECISIONS.get(posted.get("decision", ""))
     if decision is None:
-        return _consent_page(request, pending, loaded.user, judgement, alert=NO_DECISION,
-                             status=400)
+        return _consent_page(request, pending, loaded.user, judgement, loaded.consent,
+                             alert=NO_DECISION, status=400)
     if decision is Decision.APPROVE and not loaded.signed.may_approve:
         return redirect(page_url(request, "device_signin"))
     outcome = await service(request).verification.record_decision(

@@ -1,9 +1,12 @@
 """"Your devices": the devices signed in to the person's account, each with a **Sign out**
-button, and "Sign out all devices".
+button, and "Sign out all devices"; below them the applications the person has allowed
+(remembered consent, issue 11), each with a **Withdraw** button.
 
-    GET  /account/devices             the list ("Signed out" after a sign-out, role=status)
+    GET  /account/devices             the lists ("Signed out" after a sign-out, role=status)
     POST /account/devices/signout     one device (its family id in the form)
     POST /account/devices/signout-all every device
+    POST /account/devices/withdraw    forget one application's consent (its client id in the
+                                      form) and sign out its devices of this person
 
 Same rules as the verification pages, whose sign-in this page shares: no JavaScript, plain POST
 forms with the CSRF field, POST-redirect-GET, errors in ``role="alert"``. A sign-in is needed to
@@ -39,6 +42,10 @@ NOT_YOURS = (
     "That device isn't signed in to your account any more. It may have been signed out already."
 )
 NOTHING_TO_SIGN_OUT = "No devices are signed in to your account."
+WITHDRAWN = "Permission withdrawn. Its devices were signed out: {count}."
+NOT_ALLOWED = (
+    "That application isn't allowed on your account any more. It may have been withdrawn already."
+)
 
 _MAX_USER_AGENT = 512
 
@@ -54,6 +61,7 @@ async def _page(request: Request, *, alert: str | None = None, status: int = 200
         return sign_in_then(request, PAGE)
     notice = request.session.pop(NOTICE, None)
     devices = await service.devices.list(signed.user_id)
+    consents = await service.consents.list(signed.user_id)
     return render(request, "devices.html", {
         "user": user,
         "devices": [{
@@ -65,6 +73,8 @@ async def _page(request: Request, *, alert: str | None = None, status: int = 200
             "ip_address": d.ip_address,
             "user_agent": (d.user_agent or "")[:_MAX_USER_AGENT],
         } for d in devices],
+        "consents": consents,
+        "withdraw": page_url(request, "account_consent_withdraw"),
         "notice": notice if alert is None and isinstance(notice, str) else None,
         "alert": alert,
         "fresh": signed.may_approve,
@@ -105,6 +115,27 @@ async def _signed_out(request: Request, *, every: bool) -> Response:
     return redirect(page_url(request, PAGE))
 
 
+async def withdraw(request: Request) -> Response:
+    """POST /account/devices/withdraw: the **Withdraw** button of one allowed application. Like
+    signing out, it needs the password entered within ``approval_max_age``; the client id comes
+    from the form, and only the person's own consent is ever withdrawn (storage deletes it by
+    person and client)."""
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    if not csrf.is_valid(request.session, form.get(csrf.FIELD)):
+        return await _page(request, alert=FORM_EXPIRED, status=403)
+    service = _service(request)
+    signed = await _signed_in(request, service)
+    if signed is None or not signed.may_approve:
+        return sign_in_then(request, PAGE)
+    done = await service.consents.withdraw(signed.user_id, form.get("client_id", ""))
+    if done is None:
+        return await _page(request, alert=NOT_ALLOWED, status=409)
+    request.session[NOTICE] = WITHDRAWN.format(count=done.devices_signed_out)
+    return redirect(page_url(request, PAGE))
+
+
 async def signout_one(request: Request) -> Response:
     """POST /account/devices/signout: the **Sign out** button of one row."""
     return await _signed_out(request, every=False)
@@ -121,4 +152,6 @@ routes: list[BaseRoute] = [
           name="account_devices_signout"),
     Route("/account/devices/signout-all", signout_all, methods=["POST"],
           name="account_devices_signout_all"),
+    Route("/account/devices/withdraw", withdraw, methods=["POST"],
+          name="account_consent_withdraw"),
 ]
