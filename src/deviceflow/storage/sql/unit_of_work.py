@@ -136,20 +136,7 @@ class SqlUnitOfWork:
             # SELECT sees committed data); the SQLite "begin" listener also skips its BEGIN.
             await conn.execution_options(**{READ_ONLY_OPTION: True}, isolation_level="AUTOCOMMIT")
         self._conn = conn
-        self.clients = SqlClients(conn)
-        self.users = SqlUsers(conn)
-        self.device_authorizations = SqlDeviceAuthorizations(conn)
-        self.refresh_tokens = SqlRefreshTokens(conn)
-        self.secrets = SqlSecrets(conn)
-        self.browser_sessions = SqlBrowserSessions(conn)
-        self.denylist = SqlDenylist(conn)
-        self.audit_log = SqlAuditLog(conn)
-        self.signing_keys = SqlSigningKeys(conn)
-        self.grants = SqlGrants(conn)
-        self.authorization_codes = SqlAuthorizationCodes(conn)
-        self.outbox = SqlOutbox(conn)
-        self.factors = SqlFactors(conn)
-        self.consents = SqlConsents(conn)
+        _open_repositories(self, conn)
         return self
 
     async def __aexit__(
@@ -333,20 +320,7 @@ class InlineReadUnitOfWork:
 
     async def __aenter__(self) -> Self:
         conn = cast(AsyncConnection, self._reader.connection())
-        self.clients = SqlClients(conn)
-        self.users = SqlUsers(conn)
-        self.device_authorizations = SqlDeviceAuthorizations(conn)
-        self.refresh_tokens = SqlRefreshTokens(conn)
-        self.secrets = SqlSecrets(conn)
-        self.browser_sessions = SqlBrowserSessions(conn)
-        self.denylist = SqlDenylist(conn)
-        self.audit_log = SqlAuditLog(conn)
-        self.signing_keys = SqlSigningKeys(conn)
-        self.grants = SqlGrants(conn)
-        self.authorization_codes = SqlAuthorizationCodes(conn)
-        self.outbox = SqlOutbox(conn)
-        self.factors = SqlFactors(conn)
-        self.consents = SqlConsents(conn)
+        _open_repositories(self, conn)
         return self
 
     async def __aexit__(
@@ -359,3 +333,21 @@ class InlineReadUnitOfWork:
 
     async def commit(self) -> None:
         raise StorageError("a read-only unit of work has nothing to commit")
+
+
+def _open_repositories(uow: SqlUnitOfWork | InlineReadUnitOfWork, conn: AsyncConnection) -> None:
+    """Every repository of a unit of work, on its one connection (one list for both kinds)."""
+    uow.clients = SqlClients(conn)
+    uow.users = SqlUsers(conn)
+    uow.device_authorizations = SqlDeviceAuthorizations(conn)
+    uow.refresh_tokens = SqlRefreshTokens(conn)
+    uow.secrets = SqlSecrets(conn)
+    uow.browser_sessions = SqlBrowserSessions(conn)
+    uow.denylist = SqlDenylist(conn)
+    uow.audit_log = SqlAuditLog(conn)
+    uow.signing_keys = SqlSigningKeys(conn)
+    uow.grants = SqlGrants(conn)
+    uow.authorization_codes = SqlAuthorizationCodes(conn)
+    uow.outbox = SqlOutbox(conn)
+    uow.factors = SqlFactors(conn)
+    uow.consents = SqlConsents(conn)
